@@ -1,0 +1,90 @@
+"""The exception hierarchy.
+
+Every message says what happened, to which record, and what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RegistrySyncError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class FetchError(RegistrySyncError):
+    """A request to a registry did not give us a usable answer."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
+
+
+class TransientFetchError(FetchError):
+    """Timeouts, connection errors, 429 and 5xx: worth trying again later."""
+
+
+class BlockedError(FetchError):
+    """The registry refused us (WAF page, challenge, 403/405). Never retried, never circumvented."""
+
+
+class NotFoundError(FetchError):
+    """The registry says the record does not exist (404 or its own not-found page)."""
+
+
+class RegistryDownError(TransientFetchError):
+    """Every request to one registry failed transiently; carries the per-trial outcomes."""
+
+    def __init__(self, message: str, outcomes: list[Any]) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes
+
+
+class ParseError(RegistrySyncError):
+    """A payload was structurally not what the parser expects (wrong trial, challenge page...)."""
+
+    def __init__(self, registry: str, trial_id: str, url: str, hint: str) -> None:
+        super().__init__(f"{registry} {trial_id}: cannot parse {url}: {hint}")
+        self.registry = registry
+        self.trial_id = trial_id
+        self.url = url
+        self.hint = hint
+
+
+class CuratedTableError(RegistrySyncError):
+    """The review's table is structurally broken (missing column, encoding, empty)."""
+
+    def __init__(
+        self, path: str, problem: str, *, line: int | None = None, column: str | None = None
+    ) -> None:
+        where = path
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {problem}")
+        self.path = path
+        self.line = line
+        self.column = column
+        self.problem = problem
+
+
+class SnapshotError(RegistrySyncError):
+    """A snapshot file is missing, unreadable, or not one of ours."""
+
+
+class ValidationFailed(RegistrySyncError):
+    """A Great Expectations gate failed; `report` is the plain validation report."""
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report

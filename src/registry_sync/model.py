@@ -1,0 +1,222 @@
+"""Plain, frozen data shared by every module: no I/O here."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """How one trial ended one run. Every trial gets exactly one."""
+
+    OK = "ok"
+    NOT_FOUND = "not_found"
+    BLOCKED = "blocked"
+    REGISTRY_DOWN = "registry_down"
+    PARSE_ERROR = "parse_error"
+    ID_MALFORMED = "id_malformed"
+    MOVED = "moved"
+    UNSUPPORTED = "unsupported"  # the registry is known, its adapter is not built yet
+    NOT_IN_REPLAY = "not_in_replay"  # replay runs only: the recorded set holds no payload for it
+
+
+class Precision(StrEnum):
+    YEAR = "year"
+    MONTH = "month"
+    DAY = "day"
+
+
+_PRECISION_RANK = {Precision.YEAR: 0, Precision.MONTH: 1, Precision.DAY: 2}
+
+
+@dataclass(frozen=True, order=True)
+class PartialDate:
+    """A date known to year, month or day. `2021` and `2021-06-14` are both valid starts."""
+
+    year: int
+    month: int | None = None
+    day: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.day is not None and self.month is None:
+            raise ValueError("a day needs a month")
+        if self.month is not None and not 1 <= self.month <= 12:
+            raise ValueError(f"month {self.month} out of range")
+        if self.day is not None:
+            datetime(self.year, self.month or 1, self.day)  # raises ValueError on 2021-02-30
+
+    @property
+    def precision(self) -> Precision:
+        if self.day is not None:
+            return Precision.DAY
+        if self.month is not None:
+            return Precision.MONTH
+        return Precision.YEAR
+
+    def iso(self) -> str:
+        if self.month is None:
+            return f"{self.year:04d}"
+        if self.day is None:
+            return f"{self.year:04d}-{self.month:02d}"
+        return f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
+
+    def truncate(self, precision: Precision) -> PartialDate:
+        """The same date, known no finer than `precision`."""
+        if _PRECISION_RANK[precision] >= _PRECISION_RANK[self.precision]:
+            return self
+        if precision is Precision.YEAR:
+            return PartialDate(self.year)
+        return PartialDate(self.year, self.month)
+
+    def agrees_with(self, other: PartialDate) -> bool:
+        """Equal at the coarser of the two precisions: `2021` agrees with `2021-06-14`."""
+        coarser = min(self.precision, other.precision, key=_PRECISION_RANK.__getitem__)
+        return self.truncate(coarser) == other.truncate(coarser)
+
+    @classmethod
+    def from_iso(cls, text: str) -> PartialDate:
+        """`2021`, `2021-06` or `2021-06-14`; raises ValueError otherwise."""
+        parts = text.strip().split("-")
+        if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts) or len(parts[0]) != 4:
+            raise ValueError(f"not an ISO partial date: {text!r}")
+        nums = [int(p) for p in parts]
+        return cls(nums[0], nums[1] if len(nums) > 1 else None, nums[2] if len(nums) > 2 else None)
+
+
+# Canonical phases: ClinicalTrials.gov's vocabulary, the richest of the registries.
+PHASES = ("EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4", "NA")
+
+# Canonical statuses: ClinicalTrials.gov's overallStatus vocabulary, plus the coarse
+# NOT_RECRUITING some registries (ICTRP, jRCT) use.
+STATUSES = (
+    "NOT_YET_RECRUITING",
+    "RECRUITING",
+    "ENROLLING_BY_INVITATION",
+    "ACTIVE_NOT_RECRUITING",
+    "NOT_RECRUITING",
+    "SUSPENDED",
+    "TERMINATED",
+    "COMPLETED",
+    "WITHDRAWN",
+    "UNKNOWN",
+    "WITHHELD",
+    "NO_LONGER_AVAILABLE",
+    "AVAILABLE",
+    "APPROVED_FOR_MARKETING",
+    "TEMPORARILY_NOT_AVAILABLE",
+)
+
+
+@dataclass(frozen=True)
+class CuratedRow:
+    """One line of the review's table, exactly as printed, plus what we could parse of it."""
+
+    line: int  # line number in the CSV file (header is line 1)
+    table: int
+    product: str
+    cell_type: str
+    indication: str
+    sponsor: str
+    trial_id: str  # as printed
+    phase: str  # as printed, e.g. "I/II", "IIT", "Ⅲ"
+    nation: str
+    start: str  # as printed, e.g. "2021", "2025.3"
+    refs: str = ""
+    note: str = ""
+    row: int | None = None  # position within its table, when the CSV has a `row` column
+    registry: str | None = None  # registry key from ids.registry_of(); None when malformed
+    phases: frozenset[str] | None = None  # canonical phases; None when unparsed
+    start_date: PartialDate | None = None  # None when unparsed
+
+
+@dataclass(frozen=True)
+class RawPayload:
+    """Bytes a registry served for one trial, with where and when we got them."""
+
+    registry: str
+    trial_id: str
+    url: str
+    fetched_at: datetime  # UTC, timezone-aware
+    body: bytes
+    content_type: str = "application/json"
+    # sha256 of the whole response this record was cut from (a batch page), when not the same
+    container_sha256: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """A registry value our vocabulary tables do not know. Reported, never coerced."""
+
+    field: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class RegistryRecord:
+    """One trial as a registry describes it now: normalized values beside the raw ones."""
+
+    registry: str
+    trial_id: str
+    status: str | None = None  # canonical (STATUSES) or None when unmapped/absent
+    status_raw: str | None = None
+    last_known_status: str | None = None
+    phases: tuple[str, ...] = ()  # canonical (PHASES)
+    phases_raw: tuple[str, ...] = ()
+    start: PartialDate | None = None
+    start_raw: str | None = None
+    start_type: str | None = None  # "ACTUAL" | "ESTIMATED" | None
+    primary_completion: PartialDate | None = None
+    completion: PartialDate | None = None
+    last_updated: PartialDate | None = None
+    lead_sponsor: str | None = None
+    collaborators: tuple[str, ...] = ()
+    brief_title: str | None = None
+    official_title: str | None = None
+    conditions: tuple[str, ...] = ()
+    interventions: tuple[str, ...] = ()
+    enrollment: int | None = None
+    secondary_ids: tuple[str, ...] = ()
+    evidence_url: str | None = None  # the public page a reader can open
+    unmapped: tuple[Unmapped, ...] = ()
+
+
+@dataclass(frozen=True)
+class FetchOutcome:
+    """What fetching one trial gave: a payload when ok, else why not."""
+
+    registry: str
+    trial_id: str
+    outcome: Outcome
+    detail: str = ""
+    payload: RawPayload | None = None
+    url: str | None = None
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a reader of the review should know about one row."""
+
+    table: int
+    line: int
+    trial_id: str
+    field: str
+    kind: str
+    severity: Severity
+    review_value: str | None
+    registry_value: str | None
+    evidence_url: str | None = None
+    message: str = ""
+    stale: bool = False
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)

@@ -1,0 +1,33 @@
+"""The adapter contract every registry module fulfils.
+
+A registry module ends with one `Registry` value. `fetch` does I/O only (through `Http`) and
+returns one `FetchOutcome` per requested ID, never raising for a per-trial problem; `parse` is
+pure and turns one `RawPayload` into a `RegistryRecord`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from registry_sync.http import Http
+from registry_sync.model import FetchOutcome, RawPayload, RegistryRecord
+
+# fetch(ids, http, base_url) -> one outcome per id, in any order
+FetchFn = Callable[[Sequence[str], Http, str], list[FetchOutcome]]
+ParseFn = Callable[[RawPayload], RegistryRecord]
+# data_timestamp(http, base_url) -> the registry's own "data as of" stamp, or None
+DataTimestampFn = Callable[[Http, str], str | None]
+
+
+@dataclass(frozen=True)
+class Registry:
+    key: str  # "ctgov": module name, fixture folder, snapshot column, CLI word
+    name: str  # human name for reports
+    id_pattern: re.Pattern[str]
+    parser_version: int  # bump when parse() output changes; stored in every snapshot
+    fetch: FetchFn
+    parse: ParseFn
+    data_timestamp: DataTimestampFn | None = None
+

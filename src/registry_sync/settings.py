@@ -1,0 +1,98 @@
+"""Settings in one place, read from the environment only when asked (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from registry_sync import __version__
+
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "ctgov": "https://clinicaltrials.gov/api/v2",
+    "jrct": "https://jrct.mhlw.go.jp",
+    "chictr": "https://www.chictr.org.cn",
+    "ctr": "https://www.chinadrugtrials.org.cn",
+    "umin": "https://center6.umin.ac.jp",
+    "anzctr": "https://www.anzctr.org.au",
+    "irct": "https://en.irct.ir",
+    "jma": "https://dbcentre3.jmacct.med.or.jp",
+    "ictrp": "https://trialsearch.who.int",
+}
+
+# Seconds between two requests to one host. Polite defaults from REGISTRIES.md §10.
+DEFAULT_MIN_INTERVAL: dict[str, float] = {
+    "ctgov": 0.5,
+    "jrct": 5.0,
+    "chictr": 10.0,
+    "ctr": 10.0,
+    "umin": 1.0,
+    "anzctr": 1.0,
+    "irct": 1.0,
+    "ictrp": 1.0,
+}
+
+CONTACT = "https://github.com/registry-sync/registry-sync"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    user_agent: str = f"registry-sync/{__version__} (+{CONTACT}; review reconciliation)"
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_retries: int = 3
+    backoff_base: float = 1.0  # seconds; attempt n waits base * 2**n, capped
+    backoff_cap: float = 60.0
+    retry_after_cap: float = 300.0  # never sleep longer than this on a Retry-After
+    min_interval: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MIN_INTERVAL))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    curated_path: Path = Path("data/curated/review_2025_hpsc.csv")
+    base_urls: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_URLS))
+    http: HttpSettings = field(default_factory=HttpSettings)
+    ctgov_batch_size: int = 500  # the API accepts up to 1000 IDs a request
+    expectations_dir: Path = Path("expectations")
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.data_dir / "snapshots"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    def base_url(self, registry: str) -> str:
+        return self.base_urls.get(registry, DEFAULT_BASE_URLS.get(registry, "")).rstrip("/")
+
+    def with_base_urls(self, overrides: Mapping[str, str]) -> Settings:
+        return replace(self, base_urls={**self.base_urls, **overrides})
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, then REGISTRY_SYNC_* variables, then explicit keyword overrides."""
+        env = os.environ if env is None else env
+        base_urls = dict(DEFAULT_BASE_URLS)
+        for key in DEFAULT_BASE_URLS:
+            value = env.get(f"REGISTRY_SYNC_{key.upper()}_URL")
+            if value:
+                base_urls[key] = value
+        kwargs: dict[str, object] = {"base_urls": base_urls}
+        if env.get("REGISTRY_SYNC_DATA_DIR"):
+            kwargs["data_dir"] = Path(env["REGISTRY_SYNC_DATA_DIR"])
+        if env.get("REGISTRY_SYNC_CURATED"):
+            kwargs["curated_path"] = Path(env["REGISTRY_SYNC_CURATED"])
+        if env.get("REGISTRY_SYNC_EXPECTATIONS_DIR"):
+            kwargs["expectations_dir"] = Path(env["REGISTRY_SYNC_EXPECTATIONS_DIR"])
+        http_kwargs: dict[str, object] = {}
+        if env.get("REGISTRY_SYNC_USER_AGENT"):
+            http_kwargs["user_agent"] = env["REGISTRY_SYNC_USER_AGENT"]
+        if env.get("REGISTRY_SYNC_MAX_RETRIES"):
+            http_kwargs["max_retries"] = int(env["REGISTRY_SYNC_MAX_RETRIES"])
+        if http_kwargs:
+            kwargs["http"] = HttpSettings(**http_kwargs)  # type: ignore[arg-type]
+        kwargs.update(overrides)
+        return cls(**kwargs)  # type: ignore[arg-type]
