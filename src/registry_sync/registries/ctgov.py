@@ -1,0 +1,346 @@
+"""ClinicalTrials.gov, through its Data API v2 (JSON).
+
+Source: https://clinicaltrials.gov/data-api/api (OpenAPI file `ctg-oas-v2.yaml`). Field
+documentation: https://clinicaltrials.gov/data-api/about-api/study-data-structure.
+
+Primary ID: `NCT` + 8 digits. Obsolete or merged IDs are listed in
+`identificationModule.nctIdAliases`; a requested alias found there ends `moved`.
+
+Update signal: per record `statusModule.lastUpdatePostDateStruct`; for the whole database
+`GET /version` -> `dataTimestamp` (refreshed daily around 09:00 UTC, seen up to ~2 days behind).
+
+Terms: US government (NLM/NIH) data, generally treated as public domain; the content comes
+from sponsors and investigators. Terms page: https://clinicaltrials.gov/about-site/terms-conditions
+(not re-read for this module). No documented rate limit and no rate-limit headers; we batch
+IDs through `filter.ids` (default 500; the API coerces `pageSize` down to 1,000) and `Http`
+throttles per host (settings.DEFAULT_MIN_INTERVAL).
+
+Quirks:
+- a batch answer simply omits unknown IDs: diff the requested set against `studies`;
+- pagination: `nextPageToken` until absent, repeating the same parameters with `pageToken`;
+  `totalCount` is on the first page only, and a page may have an empty `studies` array;
+- `designModule.phases` is an array (phase 1/2 is `["PHASE1","PHASE2"]`) and is absent for
+  observational studies (NCT06171568);
+- `startDateStruct.date` is `yyyy-MM-dd` or `yyyy-MM`, and old records lack `type`
+  (NCT00763412: `{"date": "2006-11"}`);
+- `overallStatus: UNKNOWN` carries the real last state in `lastKnownStatus` (NCT04207047).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from registry_sync import ids
+from registry_sync.errors import BlockedError, FetchError, ParseError
+from registry_sync.http import Http, HttpResponse
+from registry_sync.model import (
+    FetchOutcome,
+    Outcome,
+    PartialDate,
+    RawPayload,
+    RegistryRecord,
+    Unmapped,
+)
+from registry_sync.registries.base import Registry
+
+KEY = "ctgov"
+DEFAULT_BATCH_SIZE = 500
+MAX_BATCH_SIZE = 1000  # the API coerces pageSize down to 1,000
+MAX_PAGES = 1000  # a runaway pagination guard, far above any real answer
+STUDY_URL = "https://clinicaltrials.gov/study/{}"
+
+# Only the pieces parse() reads. Branch nodes bring all their descendants.
+FIELDS = (
+    "protocolSection.identificationModule",
+    "protocolSection.statusModule",
+    "protocolSection.designModule",
+    "protocolSection.sponsorCollaboratorsModule",
+    "protocolSection.conditionsModule",
+    "protocolSection.armsInterventionsModule",
+)
+
+# OAS enum `Status` -> canonical status (model.STATUSES). Same words, listed so a new one shows.
+STATUS_MAP: dict[str, str] = {
+    "NOT_YET_RECRUITING": "NOT_YET_RECRUITING",
+    "RECRUITING": "RECRUITING",
+    "ENROLLING_BY_INVITATION": "ENROLLING_BY_INVITATION",
+    "ACTIVE_NOT_RECRUITING": "ACTIVE_NOT_RECRUITING",
+    "SUSPENDED": "SUSPENDED",
+    "TERMINATED": "TERMINATED",
+    "COMPLETED": "COMPLETED",
+    "WITHDRAWN": "WITHDRAWN",
+    "UNKNOWN": "UNKNOWN",
+    "WITHHELD": "WITHHELD",
+    "NO_LONGER_AVAILABLE": "NO_LONGER_AVAILABLE",
+    "AVAILABLE": "AVAILABLE",
+    "APPROVED_FOR_MARKETING": "APPROVED_FOR_MARKETING",
+    "TEMPORARILY_NOT_AVAILABLE": "TEMPORARILY_NOT_AVAILABLE",
+}
+
+# OAS enum `Phase` -> canonical phase (model.PHASES).
+PHASE_MAP: dict[str, str] = {
+    "EARLY_PHASE1": "EARLY_PHASE1",
+    "PHASE1": "PHASE1",
+    "PHASE2": "PHASE2",
+    "PHASE3": "PHASE3",
+    "PHASE4": "PHASE4",
+    "NA": "NA",
+}
+
+# OAS enum `DateType`.
+DATE_TYPE_MAP: dict[str, str] = {"ACTUAL": "ACTUAL", "ESTIMATED": "ESTIMATED"}
+
+
+def fetch(
+    trial_ids: Sequence[str],
+    http: Http,
+    base_url: str,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    page_size: int | None = None,
+) -> list[FetchOutcome]:
+    """One outcome per distinct (normalized) ID; never raises for a per-trial problem.
+
+    IDs go `batch_size` to a request (capped at 1,000); `page_size` defaults to the batch
+    size, so a batch is one page unless the server pages anyway (tests set it lower).
+    """
+    size = max(1, min(batch_size, MAX_BATCH_SIZE))
+    per_page = max(1, min(page_size or size, MAX_BATCH_SIZE))
+    wanted = list(dict.fromkeys(ids.normalize_id(t) for t in trial_ids))
+    outcomes = [_malformed(t) for t in wanted if not ids.ID_PATTERNS[KEY].fullmatch(t)]
+    valid = [t for t in wanted if ids.ID_PATTERNS[KEY].fullmatch(t)]
+    for start in range(0, len(valid), size):
+        outcomes.extend(fetch_batch(valid[start : start + size], http, base_url, per_page))
+    return outcomes
+
+
+def fetch_batch(
+    batch: Sequence[str], http: Http, base_url: str, page_size: int
+) -> list[FetchOutcome]:
+    """Fetch one `filter.ids` batch, following `nextPageToken`, and account for every ID."""
+    url = f"{base_url.rstrip('/')}/studies"
+    params = {
+        "filter.ids": ",".join(batch),
+        "fields": ",".join(FIELDS),
+        "pageSize": str(page_size),
+        "format": "json",
+    }
+    found: dict[str, FetchOutcome] = {}
+    first_url: str | None = None
+    try:
+        for resp, studies in _pages(http, url, params):
+            first_url = first_url or resp.url
+            found.update(match_studies(batch, studies, resp))
+    except BlockedError as exc:
+        return _rest(batch, found, Outcome.BLOCKED, str(exc), exc.url or url)
+    except FetchError as exc:
+        return _rest(batch, found, Outcome.REGISTRY_DOWN, str(exc), exc.url or url)
+    detail = f"absent from every page of {first_url or url}"
+    return _rest(batch, found, Outcome.NOT_FOUND, detail, first_url or url)
+
+
+def _pages(
+    http: Http, url: str, params: dict[str, str]
+) -> Iterator[tuple[HttpResponse, list[dict[str, Any]]]]:
+    """Each page of one query as (response, studies); raises FetchError on a bad page."""
+    token: str | None = None
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
+        query = params if token is None else {**params, "pageToken": token}
+        resp = http.get(url, params=query, registry=KEY)
+        try:
+            studies, token = split_page(resp.body)
+        except ValueError as exc:
+            raise FetchError(f"invalid JSON from {resp.url}: {exc}", url=resp.url) from exc
+        yield resp, studies
+        if token is None:
+            return
+        if token in seen:
+            raise FetchError(f"pagination loop at {resp.url}: token repeated", url=resp.url)
+        seen.add(token)
+    raise FetchError(f"more than {MAX_PAGES} pages from {url}", url=url)
+
+
+def split_page(body: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """A `/studies` page as (studies, nextPageToken); ValueError when it is not one (pure)."""
+    try:
+        page = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from exc
+    if not isinstance(page, dict) or not isinstance(page.get("studies"), list):
+        raise ValueError("no 'studies' array")
+    studies = [s for s in page["studies"] if isinstance(s, dict)]
+    token = page.get("nextPageToken")
+    return studies, token if isinstance(token, str) and token else None
+
+
+def match_studies(
+    batch: Sequence[str], studies: Sequence[dict[str, Any]], resp: HttpResponse
+) -> dict[str, FetchOutcome]:
+    """Outcomes for the IDs of `batch` that this page answers: `ok` by nctId, `moved` by alias."""
+    wanted = set(batch)
+    container = hashlib.sha256(resp.body).hexdigest()
+    found: dict[str, FetchOutcome] = {}
+    for study in studies:
+        ident = _obj(_obj(study, "protocolSection"), "identificationModule")
+        nct_id = _str(ident, "nctId")
+        if nct_id in wanted:
+            payload = _payload(nct_id, study, resp, container)
+            found[nct_id] = FetchOutcome(KEY, nct_id, Outcome.OK, payload=payload, url=resp.url)
+        for alias in _strs(ident.get("nctIdAliases")):
+            if alias in wanted and alias not in found and nct_id:
+                detail = f"registered now as {nct_id}"
+                found[alias] = FetchOutcome(KEY, alias, Outcome.MOVED, detail, url=resp.url)
+    return found
+
+
+def _payload(nct_id: str, study: dict[str, Any], resp: HttpResponse, container: str) -> RawPayload:
+    body = json.dumps(study, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return RawPayload(KEY, nct_id, resp.url, resp.fetched_at, body, container_sha256=container)
+
+
+def _rest(
+    batch: Sequence[str], found: dict[str, FetchOutcome], outcome: Outcome, detail: str, url: str
+) -> list[FetchOutcome]:
+    """The outcomes found so far, then `outcome` for every ID of `batch` not found."""
+    missing = [FetchOutcome(KEY, t, outcome, detail, url=url) for t in batch if t not in found]
+    return [*found.values(), *missing]
+
+
+def _malformed(trial_id: str) -> FetchOutcome:
+    return FetchOutcome(KEY, trial_id, Outcome.ID_MALFORMED, "not NCT followed by 8 digits")
+
+
+def data_timestamp(http: Http, base_url: str) -> str | None:
+    """`/version` -> `dataTimestamp` ("data as of", UTC), or None when it cannot be had."""
+    try:
+        resp = http.get(f"{base_url.rstrip('/')}/version", registry=KEY)
+        answer = json.loads(resp.body)
+    except (FetchError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    stamp = answer.get("dataTimestamp") if isinstance(answer, dict) else None
+    return stamp if isinstance(stamp, str) and stamp else None
+
+
+def parse(payload: RawPayload) -> RegistryRecord:
+    """One study object (single-study document or a `/studies` page element) -> record."""
+    study = _load_study(payload)
+    proto = _obj(study, "protocolSection")
+    ident, status = _obj(proto, "identificationModule"), _obj(proto, "statusModule")
+    design, sponsors = _obj(proto, "designModule"), _obj(proto, "sponsorCollaboratorsModule")
+    unmapped: list[Unmapped] = []
+    start_struct = _obj(status, "startDateStruct")
+    phases_raw = tuple(_strs(design.get("phases")))
+    return RegistryRecord(
+        registry=KEY,
+        trial_id=payload.trial_id,
+        status=_lookup(STATUS_MAP, _str(status, "overallStatus"), "status", unmapped),
+        status_raw=_str(status, "overallStatus"),
+        last_known_status=_lookup(
+            STATUS_MAP, _str(status, "lastKnownStatus"), "last_known_status", unmapped
+        ),
+        phases=tuple(p for r in phases_raw if (p := _lookup(PHASE_MAP, r, "phase", unmapped))),
+        phases_raw=phases_raw,
+        start=_date(status, "startDateStruct", "start", unmapped),
+        start_raw=_str(start_struct, "date"),
+        start_type=_lookup(DATE_TYPE_MAP, _str(start_struct, "type"), "start_type", unmapped),
+        primary_completion=_date(
+            status, "primaryCompletionDateStruct", "primary_completion", unmapped
+        ),
+        completion=_date(status, "completionDateStruct", "completion", unmapped),
+        last_updated=_date(status, "lastUpdatePostDateStruct", "last_updated", unmapped),
+        lead_sponsor=_str(_obj(sponsors, "leadSponsor"), "name"),
+        collaborators=_names(sponsors.get("collaborators"), "name"),
+        brief_title=_str(ident, "briefTitle"),
+        official_title=_str(ident, "officialTitle"),
+        conditions=tuple(_strs(_obj(proto, "conditionsModule").get("conditions"))),
+        interventions=_names(_obj(proto, "armsInterventionsModule").get("interventions"), "name"),
+        enrollment=_count(_obj(design, "enrollmentInfo"), unmapped),
+        secondary_ids=_names(ident.get("secondaryIdInfos"), "id"),
+        evidence_url=STUDY_URL.format(payload.trial_id),
+        unmapped=tuple(unmapped),
+    )
+
+
+def _load_study(payload: RawPayload) -> dict[str, Any]:
+    """The study object, checked to be the trial asked for; ParseError when structurally wrong."""
+    try:
+        study = json.loads(payload.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParseError(KEY, payload.trial_id, payload.url, f"not JSON ({exc})") from exc
+    if not isinstance(study, dict):
+        raise ParseError(KEY, payload.trial_id, payload.url, "not a JSON object")
+    nct_id = _str(_obj(_obj(study, "protocolSection"), "identificationModule"), "nctId")
+    if nct_id != payload.trial_id:
+        hint = f"nctId is {nct_id!r}, not {payload.trial_id!r}: wrong record"
+        raise ParseError(KEY, payload.trial_id, payload.url, hint)
+    return study
+
+
+def _lookup(
+    table: dict[str, str], raw: str | None, field: str, unmapped: list[Unmapped]
+) -> str | None:
+    """table[raw]; an unknown raw value is recorded as Unmapped and gives None."""
+    if raw is None:
+        return None
+    if raw not in table:
+        unmapped.append(Unmapped(field, raw))
+        return None
+    return table[raw]
+
+
+def _date(
+    module: dict[str, Any], key: str, field: str, unmapped: list[Unmapped]
+) -> PartialDate | None:
+    raw = _str(_obj(module, key), "date")
+    if raw is None:
+        return None
+    try:
+        return PartialDate.from_iso(raw)
+    except ValueError:
+        unmapped.append(Unmapped(field, raw))
+        return None
+
+
+def _count(enrollment: dict[str, Any], unmapped: list[Unmapped]) -> int | None:
+    raw = enrollment.get("count")
+    if raw is None:
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    unmapped.append(Unmapped("enrollment", str(raw)))
+    return None
+
+
+def _obj(container: dict[str, Any], key: str) -> dict[str, Any]:
+    value = container.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _str(container: dict[str, Any], key: str) -> str | None:
+    value = container.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _strs(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _names(value: object, key: str) -> tuple[str, ...]:
+    """`[{key: ...}, ...]` -> the string values of `key`, in order."""
+    items = value if isinstance(value, list) else []
+    return tuple(s for item in items if isinstance(item, dict) and (s := _str(item, key)))
+
+
+REGISTRY = Registry(
+    key=KEY,
+    name="ClinicalTrials.gov",
+    id_pattern=ids.ID_PATTERNS[KEY],
+    parser_version=1,
+    fetch=fetch,
+    parse=parse,
+    data_timestamp=data_timestamp,
+)
