@@ -1,0 +1,208 @@
+"""Curated rows x registry records -> findings. Pure: no I/O, no clock.
+
+Rules:
+- Start dates compare at the coarser precision of the two (review `2021` agrees with `2021-06-14`).
+- Phases compare as sets (review `I/II` agrees with `[PHASE1, PHASE2]`); EARLY_PHASE1 counts
+  as phase 1, since reviews print it as "I".
+- Sponsors compare loosely (reviews abbreviate): a mismatch is `info`, for a human to look at.
+- Rows that agree get no mismatch finding; every checked row gets an informational `status`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from registry_sync.ids import claimed_registry, normalize_id
+from registry_sync.model import CuratedRow, Finding, Outcome, RegistryRecord, Severity
+from registry_sync.registries import REGISTRY_NAMES
+
+# Statuses a reader of the review should notice: the trial did not run, or stopped.
+NOTABLE_STATUSES = frozenset({"TERMINATED", "WITHDRAWN", "SUSPENDED", "UNKNOWN"})
+
+# Phase equivalences applied before comparing (registry canonical -> comparison value).
+PHASE_EQUIVALENTS = {"EARLY_PHASE1": "PHASE1"}
+
+# Words that carry no identity in a sponsor name.
+SPONSOR_STOPWORDS = frozenset(
+    {
+        "inc", "incorporated", "ltd", "limited", "co", "corp", "corporation", "company",
+        "llc", "gmbh", "kk", "pty", "plc", "sa", "ag", "the", "of", "and", "for", "de",
+        "du", "la", "le", "et",
+    }
+)
+
+
+@dataclass(frozen=True)
+class TrialState:
+    """What one run knows about one trial: its outcome and, when any, the record to compare."""
+
+    registry: str | None
+    trial_id: str  # normalized
+    outcome: Outcome
+    detail: str = ""
+    record: RegistryRecord | None = None
+    stale: bool = False  # record carried forward from an earlier snapshot
+    fetched_at: datetime | None = None
+    source_url: str | None = None
+    payload_sha256: str | None = None
+    carried_from: str | None = None  # run id the stale record comes from
+
+
+def reconcile(rows: Sequence[CuratedRow], states: Mapping[str, TrialState]) -> list[Finding]:
+    """Every finding for every row, in table/line order. `states` is keyed by normalized ID."""
+    findings: list[Finding] = []
+    findings.extend(find_duplicate_ids(rows))
+    for row in rows:
+        findings.extend(_row_findings(row, states.get(normalize_id(row.trial_id))))
+    return sorted(findings, key=lambda f: (f.table, f.line, f.field, f.kind))
+
+
+def _row_findings(row: CuratedRow, state: TrialState | None) -> list[Finding]:
+    out = list(_table_findings(row))
+    if state is None or row.registry is None:
+        return out
+    if state.outcome is Outcome.NOT_FOUND:
+        out.append(_finding(row, "trial_id", "not_found", Severity.ERROR, row.trial_id, None,
+                            f"{row.trial_id} is not in the registry: {state.detail}"))
+        return out
+    if state.record is None:
+        return out
+    rec = state.record
+    checks = (
+        _status_finding(row, rec),
+        _phase_finding(row, rec),
+        _start_finding(row, rec),
+        _sponsor_finding(row, rec),
+    )
+    out.extend(f for f in checks if f is not None)
+    out.extend(
+        _finding(row, u.field, "unmapped_value", Severity.WARNING, None, u.raw,
+                 f"registry value {u.raw!r} for {u.field} is not in our vocabulary")
+        for u in rec.unmapped
+    )
+    return [_with_record(f, rec, state) for f in out]
+
+
+def _table_findings(row: CuratedRow) -> Iterable[Finding]:
+    """Problems visible in the review's table alone."""
+    if row.registry is None:
+        claimed = claimed_registry(row.trial_id)
+        hint = f"looks like a {REGISTRY_NAMES[claimed]} ID but does not match its pattern" if claimed else (
+            "matches no known registry's ID pattern")
+        yield _finding(row, "trial_id", "id_malformed", Severity.ERROR, row.trial_id, None,
+                       f"printed ID {row.trial_id!r} {hint}")
+    if row.phases is None:
+        yield _finding(row, "phase", "phase_unparsed", Severity.WARNING, row.phase, None,
+                       f"printed phase {row.phase!r} is not a trial phase")
+    if row.start_date is None:
+        yield _finding(row, "start", "start_unparsed", Severity.WARNING, row.start, None,
+                       f"printed start {row.start!r} is not a date")
+
+
+def find_duplicate_ids(rows: Sequence[CuratedRow]) -> list[Finding]:
+    """The same ID printed for different products: at most one of them can be right."""
+    by_id: dict[str, list[CuratedRow]] = defaultdict(list)
+    for row in rows:
+        by_id[normalize_id(row.trial_id)].append(row)
+    out = []
+    for trial_id, group in by_id.items():
+        if len({r.product for r in group}) < 2:
+            continue
+        for row in group:
+            others = "; ".join(f"Table {o.table} {o.product} (line {o.line})"
+                               for o in group if o is not row)
+            out.append(_finding(row, "trial_id", "duplicate_id", Severity.WARNING, row.product,
+                                None, f"{trial_id} is also printed for {others}"))
+    return out
+
+
+def _status_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
+    shown = rec.status or rec.status_raw
+    if shown is None:
+        return None
+    if rec.last_known_status:
+        shown = f"{shown} (last known: {rec.last_known_status})"
+    severity = Severity.WARNING if rec.status in NOTABLE_STATUSES else Severity.INFO
+    return _finding(row, "status", "status", severity, None, shown, f"registry status {shown}")
+
+
+def _phase_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
+    if row.phases is None:
+        return None
+    registry_phases = {PHASE_EQUIVALENTS.get(p, p) for p in rec.phases}
+    review_phases = {PHASE_EQUIVALENTS.get(p, p) for p in row.phases}
+    if registry_phases == review_phases:
+        return None
+    shown = "/".join(rec.phases) if rec.phases else "(no phase)"
+    return _finding(row, "phase", "phase_mismatch", Severity.WARNING, row.phase, shown,
+                    f"review says Phase {row.phase}; registry says {shown}")
+
+
+def _start_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
+    if row.start_date is None or rec.start is None:
+        return None
+    if row.start_date.agrees_with(rec.start):
+        return None
+    shown = rec.start.iso() + (f" ({rec.start_type.lower()})" if rec.start_type else "")
+    return _finding(row, "start", "start_mismatch", Severity.WARNING, row.start, shown,
+                    f"review says start {row.start}; registry says {shown}")
+
+
+def _sponsor_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
+    candidates = [c for c in (rec.lead_sponsor, *rec.collaborators) if c]
+    if not candidates or not row.sponsor.strip() or sponsor_matches(row.sponsor, candidates):
+        return None
+    shown = rec.lead_sponsor or candidates[0]
+    return _finding(row, "sponsor", "sponsor_mismatch", Severity.INFO, row.sponsor, shown,
+                    f"review says sponsor {row.sponsor}; registry lead sponsor is {shown}")
+
+
+def sponsor_matches(review: str, candidates: Sequence[str]) -> bool:
+    """Loose match: word subset either way, or the review's word is the candidate's acronym."""
+    parts = [p for p in re.split(r"[/&;]|\band\b", review) if p.strip()] or [review]
+    for part in parts:
+        words = _words(part)
+        if not words:
+            continue
+        for cand in candidates:
+            cand_words = _words(cand)
+            if not cand_words:
+                continue
+            if words <= cand_words or cand_words <= words:
+                return True
+            if len(words) == 1 and next(iter(words)) == _acronym(cand):
+                return True
+    return False
+
+
+def _words(text: str) -> frozenset[str]:
+    text = unicodedata.normalize("NFKC", text).casefold().replace("‑", "-")
+    tokens = re.findall(r"[\w]+", text.replace("-", ""))
+    return frozenset(t for t in tokens if t not in SPONSOR_STOPWORDS)
+
+
+def _acronym(text: str) -> str:
+    tokens = re.findall(r"[\w]+", unicodedata.normalize("NFKC", text).casefold())
+    return "".join(t[0] for t in tokens if t not in SPONSOR_STOPWORDS)
+
+
+def _finding(row: CuratedRow, field: str, kind: str, severity: Severity,
+             review_value: str | None, registry_value: str | None, message: str) -> Finding:
+    return Finding(table=row.table, line=row.line, trial_id=row.trial_id, field=field, kind=kind,
+                   severity=severity, review_value=review_value, registry_value=registry_value,
+                   message=message)
+
+
+def _with_record(finding: Finding, rec: RegistryRecord, state: TrialState) -> Finding:
+    extra = dict(finding.extra)
+    if rec.last_updated is not None:
+        extra["last_updated"] = rec.last_updated.iso()
+    if state.stale and state.fetched_at is not None:
+        extra["stale_since"] = state.fetched_at.isoformat()
+    return Finding(**{**finding.__dict__, "evidence_url": rec.evidence_url,
+                      "stale": state.stale, "extra": extra})

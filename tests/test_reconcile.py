@@ -1,0 +1,179 @@
+"""Reconcile rules: precision-aware dates, phase sets, loose sponsors, the review's own errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from registry_sync.curated import parse_review_phase, parse_review_start
+from registry_sync.ids import registry_of
+from registry_sync.model import CuratedRow, Outcome, PartialDate, RegistryRecord, Unmapped
+from registry_sync.reconcile import TrialState, reconcile, sponsor_matches
+
+
+def row(trial_id: str = "NCT04630769", phase: str = "I", start: str = "2021",
+        sponsor: str = "Fate", product: str = "FT516", line: int = 3, table: int = 1
+        ) -> CuratedRow:
+    return CuratedRow(line=line, table=table, product=product, cell_type="iNK",
+                      indication="ovarian cancer", sponsor=sponsor, trial_id=trial_id,
+                      phase=phase, nation="US", start=start, registry=registry_of(trial_id),
+                      phases=parse_review_phase(phase), start_date=parse_review_start(start))
+
+
+def record(trial_id: str = "NCT04630769", **kw: object) -> RegistryRecord:
+    base = RegistryRecord(registry="ctgov", trial_id=trial_id, status="COMPLETED",
+                          status_raw="COMPLETED", phases=("PHASE1",), phases_raw=("PHASE1",),
+                          start=PartialDate(2021, 6, 14), start_type="ACTUAL",
+                          last_updated=PartialDate(2024, 3, 5),
+                          lead_sponsor="Fate Therapeutics",
+                          evidence_url=f"https://clinicaltrials.gov/study/{trial_id}")
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def ok(rec: RegistryRecord, stale: bool = False) -> TrialState:
+    return TrialState("ctgov", rec.trial_id, Outcome.OK, record=rec, stale=stale,
+                      fetched_at=datetime(2026, 1, 2, tzinfo=UTC))
+
+
+def kinds(findings: list) -> list[str]:  # type: ignore[type-arg]
+    return sorted(f.kind for f in findings)
+
+
+def test_agreeing_row_gets_only_its_status() -> None:
+    findings = reconcile([row()], {"NCT04630769": ok(record())})
+    assert kinds(findings) == ["status"]
+    assert findings[0].registry_value == "COMPLETED"
+    assert findings[0].severity == "info"
+
+
+def test_review_year_agrees_with_registry_day_NCT04630769() -> None:
+    assert "start_mismatch" not in kinds(reconcile([row(start="2021")],
+                                                   {"NCT04630769": ok(record())}))
+
+
+def test_review_month_disagrees_with_registry_month() -> None:
+    findings = reconcile([row(start="2021.3")], {"NCT04630769": ok(record())})
+    mismatch = [f for f in findings if f.kind == "start_mismatch"]
+    assert len(mismatch) == 1
+    assert mismatch[0].review_value == "2021.3"
+    assert mismatch[0].registry_value == "2021-06-14 (actual)"
+
+
+def test_registry_month_precision_agrees_with_review_day() -> None:
+    rec = record(start=PartialDate(2006, 11))
+    findings = reconcile([row(start="2006-11-20")], {"NCT04630769": ok(rec)})
+    assert "start_mismatch" not in kinds(findings)
+
+
+def test_review_I_II_agrees_with_two_registry_phases() -> None:
+    rec = record(phases=("PHASE1", "PHASE2"))
+    assert "phase_mismatch" not in kinds(reconcile([row(phase="I/II")],
+                                                   {"NCT04630769": ok(rec)}))
+
+
+def test_review_I_II_disagrees_with_phase2_only_and_says_last_update() -> None:
+    rec = record(phases=("PHASE2",))
+    findings = reconcile([row(phase="I/II")], {"NCT04630769": ok(rec)})
+    (mismatch,) = [f for f in findings if f.kind == "phase_mismatch"]
+    assert mismatch.message == "review says Phase I/II; registry says PHASE2"
+    assert mismatch.extra["last_updated"] == "2024-03-05"
+    assert mismatch.evidence_url == "https://clinicaltrials.gov/study/NCT04630769"
+
+
+def test_early_phase1_counts_as_phase_I() -> None:
+    rec = record(phases=("EARLY_PHASE1",))
+    assert "phase_mismatch" not in kinds(reconcile([row(phase="I")], {"NCT04630769": ok(rec)}))
+
+
+def test_registry_without_phase_is_a_mismatch() -> None:
+    findings = reconcile([row(phase="I")], {"NCT04630769": ok(record(phases=()))})
+    (mismatch,) = [f for f in findings if f.kind == "phase_mismatch"]
+    assert mismatch.registry_value == "(no phase)"
+
+
+def test_review_phase_IIT_is_unparsed_not_compared_jRCT2053190081() -> None:
+    r = row(trial_id="jRCT2053190081", phase="IIT")
+    findings = reconcile([r], {})
+    assert kinds(findings) == ["phase_unparsed"]
+
+
+def test_truncated_jrct_id_is_malformed_jRCT209022038() -> None:
+    findings = reconcile([row(trial_id="jRCT209022038")], {})
+    (f,) = findings
+    assert f.kind == "id_malformed" and f.severity == "error"
+    assert "jRCT" in f.message
+
+
+def test_not_found_is_an_error_finding() -> None:
+    state = TrialState("ctgov", "NCT04630769", Outcome.NOT_FOUND, "absent from answer")
+    (f,) = reconcile([row()], {"NCT04630769": state})
+    assert (f.kind, f.severity) == ("not_found", "error")
+
+
+def test_unsupported_registry_gives_no_drift_finding() -> None:
+    state = TrialState("umin", "UMIN000011929", Outcome.UNSUPPORTED, "no adapter")
+    assert reconcile([row(trial_id="UMIN000011929")], {"UMIN000011929": state}) == []
+
+
+def test_same_id_for_two_products_is_a_review_inconsistency_NCT04982081() -> None:
+    rows = [row(trial_id="NCT04982081", product="HICM-188", line=28),
+            row(trial_id="NCT04982081", product="Eyecyte-RPE", line=89, table=4)]
+    dupes = [f for f in reconcile(rows, {}) if f.kind == "duplicate_id"]
+    assert len(dupes) == 2
+    assert "Eyecyte-RPE" in dupes[0].message and "HICM-188" in dupes[1].message
+
+
+def test_notable_status_is_a_warning_and_shows_last_known() -> None:
+    rec = record(status="UNKNOWN", status_raw="UNKNOWN", last_known_status="RECRUITING")
+    (status,) = [f for f in reconcile([row()], {"NCT04630769": ok(rec)}) if f.kind == "status"]
+    assert status.severity == "warning"
+    assert status.registry_value == "UNKNOWN (last known: RECRUITING)"
+
+
+def test_unmapped_value_is_reported_not_dropped() -> None:
+    rec = record(status=None, status_raw="PAUSED_FOR_REVIEW",
+                 unmapped=(Unmapped("status", "PAUSED_FOR_REVIEW"),))
+    findings = reconcile([row()], {"NCT04630769": ok(rec)})
+    (u,) = [f for f in findings if f.kind == "unmapped_value"]
+    assert u.registry_value == "PAUSED_FOR_REVIEW"
+
+
+def test_stale_record_marks_its_findings_stale() -> None:
+    findings = reconcile([row(phase="II")], {"NCT04630769": ok(record(), stale=True)})
+    assert findings and all(f.stale for f in findings)
+    assert all("stale_since" in f.extra for f in findings)
+
+
+@pytest.mark.parametrize(
+    ("review", "registry"),
+    [
+        ("Fate", ["Fate Therapeutics"]),
+        ("CSU", ["Central South University"]),
+        ("HUST", ["Huazhong University of Science and Technology"]),
+        ("Kyoto University Hospital", ["Kyoto University"]),
+        ("Cyto Pty Limited/ISCO", ["International Stem Cell Corporation", "Cyto Therapeutics"]),
+        ("Stanford University", ["Stanford University"]),
+    ],
+)
+def test_sponsor_loose_matches(review: str, registry: list[str]) -> None:
+    assert sponsor_matches(review, registry)
+
+
+@pytest.mark.parametrize(
+    ("review", "registry"),
+    [("QIHAN", ["Institute of Hematology & Blood Diseases Hospital"]),
+     ("HUST", ["Chinese Academy of Sciences"])],
+)
+def test_sponsor_mismatches(review: str, registry: list[str]) -> None:
+    assert not sponsor_matches(review, registry)
+
+
+def test_sponsor_mismatch_is_info_and_collaborators_count() -> None:
+    rec = record(lead_sponsor="Masonic Cancer Center", collaborators=("Fate Therapeutics",))
+    assert "sponsor_mismatch" not in kinds(reconcile([row()], {"NCT04630769": ok(rec)}))
+    rec = record(lead_sponsor="Masonic Cancer Center")
+    (f,) = [f for f in reconcile([row()], {"NCT04630769": ok(rec)})
+            if f.kind == "sponsor_mismatch"]
+    assert f.severity == "info"
