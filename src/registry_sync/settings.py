@@ -54,7 +54,6 @@ class Settings:
     curated_path: Path = Path("data/curated/review_2025_hpsc.csv")
     base_urls: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_URLS))
     http: HttpSettings = field(default_factory=HttpSettings)
-    ctgov_batch_size: int = 500  # the API accepts up to 1000 IDs a request
     expectations_dir: Path = Path("expectations")
 
     @property

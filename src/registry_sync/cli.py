@@ -1,0 +1,197 @@
+"""`registry-sync`: a thin Click shell over the library. Messages, not tracebacks (unless --debug).
+
+Exit codes: 0 complete; 1 partial (some trials could not be checked); 2 usage error;
+3 quality gate failed (records rejected, or the review's table broke its suite); 4 other error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from registry_sync import report as report_mod
+from registry_sync import snapshot
+from registry_sync.errors import RegistrySyncError, ValidationFailed
+from registry_sync.registries import REGISTRY_NAMES
+from registry_sync.settings import Settings
+
+EXIT_PARTIAL, EXIT_GATE, EXIT_ERROR = 1, 3, 4
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly_errors(fn: F) -> F:
+    """Turn our errors into one clear line and an exit code; --debug shows the traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        try:
+            return fn(*args, **kwargs)
+        except (RegistrySyncError, ValueError, OSError) as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_GATE if isinstance(exc, ValidationFailed) else EXIT_ERROR)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(data_dir: Path | None, curated: Path | None) -> Settings:
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if curated is not None:
+        overrides["curated_path"] = curated
+    return Settings.from_env(**overrides)
+
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None,
+    help="Where snapshots/ and reports/ live (default: data, or $REGISTRY_SYNC_DATA_DIR).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="registry-sync")
+def main(debug: bool) -> None:
+    """Reconcile a review's table of clinical trials with the trial registries."""
+
+
+@main.command()
+@click.option("--registry", "registries", multiple=True,
+              type=click.Choice(sorted(REGISTRY_NAMES)), help="Only trials of this registry.")
+@click.option("--ids", "ids", multiple=True, help="Only these trial IDs (repeat, or comma-join).")
+@click.option("--replay", "replay_dir", type=click.Path(path_type=Path, exists=True,
+              file_okay=False), default=None,
+              help="Serve recorded payloads from DIR on loopback instead of the live registries.")
+@click.option("--curated", type=click.Path(path_type=Path), default=None,
+              help="The review's table (default: data/curated/review_2025_hpsc.csv).")
+@data_dir_option
+@_friendly_errors
+def run(registries: tuple[str, ...], ids: tuple[str, ...], replay_dir: Path | None,
+        curated: Path | None, data_dir: Path | None) -> None:
+    """Fetch, reconcile, gate and snapshot; print a summary and where the report is."""
+    from registry_sync.pipeline import RunRequest, run_pipeline
+
+    split_ids = tuple(i.strip() for chunk in ids for i in chunk.split(",") if i.strip())
+    request = RunRequest(registries=registries, ids=split_ids, replay_dir=replay_dir)
+    result = run_pipeline(_settings(data_dir, curated), request)
+    click.echo(f"run {result.run_id} ({request.mode}): "
+               f"{'PARTIAL' if result.partial else 'complete'}")
+    click.echo("trials: " + ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())))
+    click.echo("findings: " + (", ".join(f"{k} {v}" for k, v in sorted(result.findings.items()))
+                               or "none"))
+    if not result.accepted:
+        click.echo("quality gate: REJECTED: " + _gate_line(result.validation["records"]))
+    click.echo(f"snapshot: {result.snapshot_path}")
+    click.echo(f"report: {result.report_paths['md']}")
+    sys.exit(result.exit_code)
+
+
+def _gate_line(report: dict[str, Any]) -> str:
+    return str(report.get("summary", ""))
+
+
+@main.command()
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@_friendly_errors
+def snapshots(data_dir: Path | None, as_json: bool) -> None:
+    """List the snapshots, oldest first; `*` marks latest, `rejected` the gate's rejects."""
+    settings = _settings(data_dir, None)
+    store = settings.snapshots_dir
+    latest = snapshot.latest_snapshot(store)
+    infos = snapshot.list_snapshots(store) if store.exists() else []
+    if not infos:
+        click.echo(f"no snapshots in {store}")
+        return
+    for i in infos:
+        if as_json:
+            click.echo(json.dumps({"run_id": i.run_id, "path": str(i.path), "mode": i.mode,
+                                   "accepted": i.accepted, "partial": i.partial,
+                                   "latest": i.path == latest, "counts": i.counts}))
+            continue
+        mark = "*" if latest is not None and i.path == latest else " "
+        state = ("partial" if i.partial else "complete") if i.accepted else "rejected"
+        outcomes = i.counts.get("outcomes", {}) if isinstance(i.counts, dict) else {}
+        click.echo(f"{mark} {i.run_id}  {i.mode:<6}  {state:<8}  "
+                   f"ok {outcomes.get('ok', 0)}/{i.counts.get('trials', 0)}  {i.path}")
+
+
+@main.command()
+@click.argument("snapshot_path", required=False, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(report_mod.FORMATS), default="md",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Write to this file instead of standard output.")
+@data_dir_option
+@_friendly_errors
+def report(snapshot_path: Path | None, fmt: str, output: Path | None,
+           data_dir: Path | None) -> None:
+    """Render the drift report of SNAPSHOT (default: the latest)."""
+    if snapshot_path is None:
+        store = _settings(data_dir, None).snapshots_dir
+        snapshot_path = snapshot.latest_snapshot(store)
+        if snapshot_path is None:
+            raise RegistrySyncError(f"no snapshot in {store} yet: run `registry-sync run` first")
+    text = report_mod.render(report_mod.load_content(snapshot_path), fmt)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.option("--curated", type=click.Path(path_type=Path), default=None,
+              help="The review's table to check (default: the bundled one).")
+@_friendly_errors
+def check(curated: Path | None) -> None:
+    """Load and gate the review's table alone, and list what it shows without any registry."""
+    from registry_sync import frames, validate
+    from registry_sync.curated import load_curated
+    from registry_sync.reconcile import reconcile
+
+    settings = _settings(None, curated)
+    table = load_curated(settings.curated_path)
+    gate = validate.validate_curated(frames.curated_frame(table.rows), settings.expectations_dir)
+    by_registry: dict[str, int] = {}
+    for r in table.rows:
+        by_registry[r.registry or "malformed"] = by_registry.get(r.registry or "malformed", 0) + 1
+    click.echo(f"{settings.curated_path}: {len(table.rows)} rows; "
+               + ", ".join(f"{k} {v}" for k, v in sorted(by_registry.items())))
+    click.echo(f"quality gate: {gate.summary()}")
+    for f in reconcile(table.rows, {}):
+        click.echo(f"Table {f.table}, line {f.line}, {f.trial_id}: {f.kind}: {f.message}")
+    if not gate.success:
+        sys.exit(EXIT_GATE)
+
+
+@main.command("serve-replay")
+@click.argument("replay_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--port", type=int, default=8123, show_default=True)
+def serve_replay(replay_dir: Path, port: int) -> None:
+    """Serve a replay set on 127.0.0.1 until interrupted (for pointing REGISTRY_SYNC_*_URL at)."""
+    import time
+
+    from registry_sync.replay import ReplayServer
+
+    with ReplayServer(replay_dir, port=port) as server:
+        for key, url in server.base_urls().items():
+            click.echo(f"export REGISTRY_SYNC_{key.upper()}_URL={url}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

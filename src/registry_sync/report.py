@@ -1,0 +1,220 @@
+"""Drift reports: where the review is out of date, keyed to its table and row.
+
+`load_content` reads a snapshot (I/O); `render_markdown` and `render_json` are pure over it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry_sync import snapshot
+from registry_sync.ids import normalize_id
+from registry_sync.registries import REGISTRY_NAMES
+
+# Finding kinds that say the review and the registry disagree.
+DRIFT_KINDS = ("phase_mismatch", "start_mismatch", "sponsor_mismatch", "not_found")
+# Finding kinds visible from the review's table alone.
+REVIEW_KINDS = ("id_malformed", "duplicate_id", "phase_unparsed", "start_unparsed")
+FORMATS = ("md", "json")
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    path: Path
+    meta: Mapping[str, Any]
+    curated: Mapping[int, Mapping[str, Any]]  # by CSV line
+    findings: Sequence[Mapping[str, Any]]
+    outcomes: Mapping[str, Mapping[str, Any]]  # by trial ID
+    records: Mapping[str, Mapping[str, Any]]  # by trial ID
+
+
+def load_content(path: Path) -> ReportContent:
+    db = snapshot.open_snapshot(path)
+    try:
+        meta = {r["key"]: json.loads(r["value"]) for r in db["_meta"].rows}
+        curated = {r["line"]: r for r in db["curated"].rows}
+        findings = list(db["findings"].rows_where(order_by="\"table\", line, id"))
+        outcomes = {r["trial_id"]: r for r in db["outcomes"].rows}
+        records = {r["trial_id"]: r for r in db["records"].rows}
+    finally:
+        db.close()
+    return ReportContent(path, meta, curated, findings, outcomes, records)
+
+
+def write_reports(snapshot_path: Path, reports_dir: Path) -> tuple[dict[str, Path], str]:
+    """Render every format next to each other under `reports_dir`; returns paths and markdown."""
+    content = load_content(snapshot_path)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    stem = snapshot_path.stem
+    markdown = render_markdown(content)
+    paths = {"md": reports_dir / f"{stem}.md", "json": reports_dir / f"{stem}.json"}
+    paths["md"].write_text(markdown, encoding="utf-8")
+    paths["json"].write_text(render_json(content), encoding="utf-8")
+    return paths, markdown
+
+
+def render(content: ReportContent, fmt: str) -> str:
+    if fmt == "md":
+        return render_markdown(content)
+    if fmt == "json":
+        return render_json(content)
+    raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def summary(content: ReportContent) -> dict[str, Any]:
+    outcomes = Counter(o["outcome"] for o in content.outcomes.values())
+    kinds = Counter(f["kind"] for f in content.findings)
+    drift_rows = {f["line"] for f in content.findings if f["kind"] in DRIFT_KINDS}
+    return {
+        "run_id": content.meta.get("run_id"),
+        "mode": content.meta.get("mode"),
+        "started_at": content.meta.get("started_at"),
+        "partial": bool(content.meta.get("partial")),
+        "accepted": bool(content.meta.get("accepted")),
+        "rows": len(content.curated),
+        "trials": len(content.outcomes),
+        "outcomes": dict(sorted(outcomes.items())),
+        "findings": dict(sorted(kinds.items())),
+        "rows_out_of_date": len(drift_rows),
+        "stale_records": sum(1 for r in content.records.values() if r.get("stale")),
+        "data_timestamps": content.meta.get("data_timestamps", {}),
+    }
+
+
+def render_json(content: ReportContent) -> str:
+    doc = {
+        "snapshot": str(content.path),
+        "summary": summary(content),
+        "findings": [_finding_doc(content, f) for f in content.findings],
+        "unchecked": _unchecked(content),
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def _finding_doc(content: ReportContent, f: Mapping[str, Any]) -> dict[str, Any]:
+    row = content.curated.get(f["line"], {})
+    return {**{k: f[k] for k in f if k != "id"}, "product": row.get("product"),
+            "row": row.get("row")}
+
+
+def _unchecked(content: ReportContent) -> list[dict[str, Any]]:
+    rows_by_id: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in content.curated.values():
+        rows_by_id[normalize_id(r["trial_id"])].append(r)
+    out = []
+    for tid, o in sorted(content.outcomes.items()):
+        if o["outcome"] == "ok":
+            continue
+        where = rows_by_id.get(tid, [])
+        out.append({"trial_id": tid, "registry": o["registry"], "outcome": o["outcome"],
+                    "detail": o["detail"], "stale_values_kept": bool(o.get("stale")),
+                    "rows": [{"table": r["table"], "product": r["product"]} for r in where]})
+    return out
+
+
+def render_markdown(content: ReportContent) -> str:
+    s = summary(content)
+    lines = [f"# Drift report: {content.meta.get('curated_path', 'review')}", ""]
+    lines += _header(content, s)
+    lines += _section(content, "Where the review differs from the registry", DRIFT_KINDS,
+                      "No differences found in the trials that could be checked.")
+    lines += _section(content, "Problems in the review's own table", REVIEW_KINDS,
+                      "None.")
+    lines += _unmapped_section(content)
+    lines += _status_section(content)
+    lines += _unchecked_section(content)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
+    state = "PARTIAL" if s["partial"] else "complete"
+    gate = "accepted" if s["accepted"] else "REJECTED by the quality gate"
+    stamps = ", ".join(f"{REGISTRY_NAMES.get(k, k)} data as of {v}"
+                       for k, v in s["data_timestamps"].items() if v) or "not reported"
+    outcomes = ", ".join(f"{k} {v}" for k, v in s["outcomes"].items())
+    kinds = ", ".join(f"{k} {v}" for k, v in s["findings"].items()) or "none"
+    return [
+        f"Run `{s['run_id']}` ({s['mode']}), started {s['started_at']}: **{state}**, {gate}.",
+        f"Snapshot: `{content.path}`. Registry data: {stamps}.",
+        "",
+        "## Summary",
+        "",
+        f"- Rows in the review's table: {s['rows']}; distinct trial IDs: {s['trials']}",
+        f"- Trials by outcome: {outcomes}",
+        f"- Rows where the review is out of date: {s['rows_out_of_date']}",
+        f"- Findings by kind: {kinds}",
+        f"- Records carried forward from an earlier run (stale): {s['stale_records']}",
+        "",
+    ]
+
+
+def _section(content: ReportContent, title: str, kinds: Sequence[str], empty: str) -> list[str]:
+    lines = [f"## {title}", ""]
+    chosen = [f for f in content.findings if f["kind"] in kinds]
+    if not chosen:
+        return [*lines, empty, ""]
+    for f in chosen:
+        lines.append(f"- {_locate(content, f)}: {_describe(f)}")
+    return [*lines, ""]
+
+
+def _locate(content: ReportContent, f: Mapping[str, Any]) -> str:
+    row = content.curated.get(f["line"], {})
+    where = f"Table {f['table']}"
+    if row.get("row"):
+        where += f" row {row['row']}"
+    return f"{where}, {row.get('product', '?')} ({f['trial_id']})"
+
+
+def _describe(f: Mapping[str, Any]) -> str:
+    text = f["message"]
+    if f.get("last_updated"):
+        text += f" (last updated {f['last_updated']})"
+    if f.get("stale"):
+        text += f" [STALE: values from {f.get('stale_since')}]"
+    if f.get("evidence_url"):
+        text += f" — <{f['evidence_url']}>"
+    return text
+
+
+def _unmapped_section(content: ReportContent) -> list[str]:
+    chosen = [f for f in content.findings if f["kind"] == "unmapped_value"]
+    if not chosen:
+        return []
+    lines = ["## Registry values our vocabulary does not know", ""]
+    lines += [f"- {_locate(content, f)}: {_describe(f)}" for f in chosen]
+    return [*lines, ""]
+
+
+def _status_section(content: ReportContent) -> list[str]:
+    chosen = [f for f in content.findings if f["kind"] == "status"]
+    if not chosen:
+        return []
+    lines = ["## Current registry status (the review prints none)", "",
+             "| Table | Product | Trial | Status | Last updated |", "|---|---|---|---|---|"]
+    for f in chosen:
+        row = content.curated.get(f["line"], {})
+        flag = " ⚠" if f["severity"] == "warning" else ""
+        stale = " (stale)" if f.get("stale") else ""
+        lines.append(f"| {f['table']} | {row.get('product', '?')} | {f['trial_id']} | "
+                     f"{f['registry_value']}{flag}{stale} | {f.get('last_updated') or ''} |")
+    return [*lines, ""]
+
+
+def _unchecked_section(content: ReportContent) -> list[str]:
+    items = _unchecked(content)
+    lines = ["## Trials that could not be checked", ""]
+    if not items:
+        return [*lines, "Every trial was checked.", ""]
+    lines += ["| Trial | Registry | Outcome | Where in the review | Why |", "|---|---|---|---|---|"]
+    for u in items:
+        where = "; ".join(f"Table {r['table']} {r['product']}" for r in u["rows"])
+        why = u["detail"].replace("|", "/")
+        registry = REGISTRY_NAMES.get(u["registry"] or "", u["registry"] or "?")
+        lines.append(f"| {u['trial_id']} | {registry} | {u['outcome']} | {where} | {why} |")
+    return [*lines, ""]

@@ -1,0 +1,34 @@
+"""Shared test helpers: paths to the bundled data and fast settings for a tmp data dir."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from registry_sync.settings import HttpSettings, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_CURATED = ROOT / "data" / "curated" / "review_2025_hpsc.csv"
+BUNDLED_REPLAY = ROOT / "data" / "replay"
+EXPECTATIONS = ROOT / "expectations"
+FIXTURES = ROOT / "tests" / "fixtures"
+
+FAST_HTTP = HttpSettings(max_retries=0, backoff_base=0.0, connect_timeout=2.0,
+                         read_timeout=5.0, min_interval={})
+
+
+def fast_settings(data_dir: Path, curated: Path = BUNDLED_CURATED, **base_urls: str) -> Settings:
+    """Settings for a test run: tmp data dir, no retries, no throttle, the repo's suites."""
+    settings = Settings(data_dir=data_dir, curated_path=curated, expectations_dir=EXPECTATIONS,
+                        http=FAST_HTTP)
+    return settings.with_base_urls(base_urls) if base_urls else settings
+
+
+def replay_copy(tmp: Path, *nct_ids: str) -> Path:
+    """A replay dir holding only these of the bundled ClinicalTrials.gov documents."""
+    out = tmp / "replay"
+    (out / "ctgov").mkdir(parents=True, exist_ok=True)
+    for path in (BUNDLED_REPLAY / "ctgov").rglob("NCT*.json"):
+        if path.stem in nct_ids:
+            shutil.copy(path, out / "ctgov" / path.name)
+    return out

@@ -1,0 +1,143 @@
+"""End to end through `run_pipeline`: the real Http, the real adapter, a loopback server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from helpers import BUNDLED_CURATED, BUNDLED_REPLAY, fast_settings, replay_copy
+
+from registry_sync import snapshot
+from registry_sync.errors import CuratedTableError
+from registry_sync.pipeline import RunRequest, run_pipeline
+from registry_sync.replay import Fault, ReplayServer
+
+SUBSET = ("NCT06482268", "NCT04363346", "NCT04331613")
+
+
+def rows_of(path: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return list(conn.execute(sql))
+    finally:
+        conn.close()
+
+
+def small_curated(tmp_path: Path, ids: tuple[str, ...] = SUBSET) -> Path:
+    """The bundled table's rows for these IDs, plus its header."""
+    lines = BUNDLED_CURATED.read_text(encoding="utf-8").splitlines(keepends=True)
+    keep = [lines[0]] + [ln for ln in lines[1:] if any(i in ln for i in ids)]
+    path = tmp_path / "curated.csv"
+    path.write_text("".join(keep), encoding="utf-8")
+    return path
+
+
+def test_replay_of_bundled_review_covers_every_row(tmp_path: Path) -> None:
+    result = run_pipeline(fast_settings(tmp_path), RunRequest(replay_dir=BUNDLED_REPLAY))
+    assert result.outcomes == {"ok": 13, "not_in_replay": 66, "unsupported": 23,
+                               "id_malformed": 1}
+    assert sum(result.outcomes.values()) == 103  # every distinct ID of the 105 rows
+    assert result.partial and result.accepted and result.exit_code == 1
+    assert snapshot.latest_snapshot(tmp_path / "snapshots") == result.snapshot_path
+    md = result.report_paths["md"].read_text(encoding="utf-8")
+    assert ("Table 2 row 7, CT1-DAP001 (NCT06482268): review says Phase I/II; "
+            "registry says PHASE1 (last updated 2025-01-29)") in md
+    assert "| JMA-IIA00412 | JMACCT (JMA-IIA) | unsupported |" in md
+
+
+def test_ids_restrict_an_adhoc_run(tmp_path: Path) -> None:
+    result = run_pipeline(fast_settings(tmp_path),
+                          RunRequest(ids=("NCT06482268", "jrct2053190081"),
+                                     replay_dir=BUNDLED_REPLAY))
+    assert result.outcomes == {"ok": 1, "unsupported": 1}
+    trials = rows_of(result.snapshot_path, "select trial_id from outcomes order by trial_id")
+    assert trials == [("NCT06482268",), ("jRCT2053190081",)]
+
+
+def test_registry_filter_keeps_only_that_registry(tmp_path: Path) -> None:
+    result = run_pipeline(fast_settings(tmp_path),
+                          RunRequest(registries=("umin",), replay_dir=BUNDLED_REPLAY))
+    assert result.outcomes == {"unsupported": 3}
+
+
+def test_unknown_id_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="NCT99999999"):
+        run_pipeline(fast_settings(tmp_path), RunRequest(ids=("NCT99999999",)))
+
+
+def test_no_network_completes_partial_with_registry_down(tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path, small_curated(tmp_path),
+                             ctgov="http://127.0.0.1:9/api/v2")  # nothing listens on port 9
+    result = run_pipeline(settings)
+    assert result.outcomes == {"registry_down": 3}
+    assert result.partial and result.exit_code == 1
+    detail = rows_of(result.snapshot_path, "select detail from outcomes")[0][0]
+    assert "cannot connect" in str(detail)
+
+
+def test_down_registry_carries_last_good_values_forward_marked_stale(tmp_path: Path) -> None:
+    curated = small_curated(tmp_path)
+    with ReplayServer(replay_copy(tmp_path, *SUBSET)) as server:
+        settings = fast_settings(tmp_path, curated, **server.base_urls())
+        first = run_pipeline(settings)
+        assert first.outcomes == {"ok": 3} and not first.partial
+        server.add_fault("/ctgov/api/v2/studies", Fault(status=503), times=10)
+        second = run_pipeline(settings)
+    assert second.outcomes == {"registry_down": 3} and second.partial
+    stale = rows_of(second.snapshot_path,
+                    "select trial_id, stale, carried_from, status from records order by 1")
+    assert [(t, s, c) for t, s, c, _ in stale] == [(t, 1, first.run_id) for t in sorted(SUBSET)]
+    assert all(status for *_, status in stale)  # values kept, never blanked
+    phase = rows_of(second.snapshot_path,
+                    "select stale from findings where kind = 'phase_mismatch'")
+    assert phase == [(1,)]
+    # the carried payloads travel with the new snapshot, so it stands alone
+    payloads = rows_of(second.snapshot_path, "select count(*) from payloads")
+    assert payloads == [(3,)]
+    assert "STALE" in second.report_markdown
+
+
+def test_failing_quality_gate_rejects_and_keeps_latest(tmp_path: Path) -> None:
+    curated = small_curated(tmp_path, ("NCT06482268",))
+    replay = replay_copy(tmp_path, "NCT06482268")
+    good = run_pipeline(fast_settings(tmp_path, curated), RunRequest(replay_dir=replay))
+    doc_path = replay / "ctgov" / "NCT06482268.json"
+    synthetic = tmp_path / "synthetic-replay"  # a real document with an impossible start date
+    (synthetic / "ctgov").mkdir(parents=True)
+    doc = json.loads(doc_path.read_text(encoding="utf-8"))
+    doc["protocolSection"]["statusModule"]["startDateStruct"] = {"date": "1985-01-01"}
+    (synthetic / "ctgov" / "NCT06482268.json").write_text(json.dumps(doc), encoding="utf-8")
+    bad = run_pipeline(fast_settings(tmp_path, curated), RunRequest(replay_dir=synthetic))
+    assert not bad.accepted and bad.exit_code == 3
+    assert bad.snapshot_path.parent.name == "rejected"
+    assert snapshot.latest_snapshot(tmp_path / "snapshots") == good.snapshot_path
+    assert "start" in json.dumps(bad.validation["records"])
+
+
+def test_broken_table_stops_before_anything_is_written(tmp_path: Path) -> None:
+    run_pipeline(fast_settings(tmp_path), RunRequest(ids=("NCT06482268",),
+                                                     replay_dir=BUNDLED_REPLAY))
+    before = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
+    broken = tmp_path / "broken.csv"
+    broken.write_text("table,product\n1,FT500\n", encoding="utf-8")
+    with pytest.raises(CuratedTableError, match="broken.csv"):
+        run_pipeline(fast_settings(tmp_path, broken), RunRequest(replay_dir=BUNDLED_REPLAY))
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == before
+
+
+def test_snapshot_is_read_only_and_has_provenance(tmp_path: Path) -> None:
+    result = run_pipeline(fast_settings(tmp_path), RunRequest(ids=SUBSET,
+                                                              replay_dir=BUNDLED_REPLAY))
+    mode = result.snapshot_path.stat().st_mode
+    assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    prov = rows_of(result.snapshot_path,
+                   "select r.source_url, r.fetched_at, r.payload_sha256, p.sha256 "
+                   "from records r join payloads p on p.sha256 = r.payload_sha256")
+    assert len(prov) == 3
+    for url, fetched_at, sha, psha in prov:
+        assert str(url).startswith("http://127.0.0.1:") and "filter.ids=" in str(url)
+        assert fetched_at and sha == psha and len(str(sha)) == 64
+    assert not list((tmp_path / "snapshots").glob(".*.tmp"))
