@@ -1,0 +1,134 @@
+"""Snapshots: schema pinned by a golden, immutable files, atomic writes, the latest pointer."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from helpers import FIXTURES
+
+from registry_sync import snapshot
+from registry_sync.errors import SnapshotError
+from registry_sync.model import CuratedRow, Finding, Outcome, RawPayload, RegistryRecord, Severity
+from registry_sync.reconcile import TrialState
+
+SCHEMA_GOLDEN = FIXTURES / "snapshot_schema.json"
+WHEN = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+
+
+def sample_data(run_id: str = "20261125T030000Z-0001", status: str = "RECRUITING"
+                ) -> snapshot.SnapshotData:
+    payload = RawPayload("ctgov", "NCT06482268", "http://127.0.0.1:1/ctgov/api/v2/studies",
+                         WHEN, b'{"protocolSection":{}}')
+    record = RegistryRecord(registry="ctgov", trial_id="NCT06482268", status=status,
+                            status_raw=status, phases=("PHASE1",), phases_raw=("PHASE1",))
+    state = TrialState("ctgov", "NCT06482268", Outcome.OK, record=record, fetched_at=WHEN,
+                       source_url=payload.url, payload_sha256=payload.sha256)
+    row = CuratedRow(line=2, table=2, product="CT1-DAP001", cell_type="hiPSC-DA",
+                     indication="PD", sponsor="University of California",
+                     trial_id="NCT06482268", phase="I/II", nation="US", start="2024",
+                     registry="ctgov", phases=frozenset({"PHASE1", "PHASE2"}))
+    finding = Finding(2, 2, "NCT06482268", "phase", "phase_mismatch", Severity.WARNING,
+                      "I/II", "PHASE1", "https://clinicaltrials.gov/study/NCT06482268",
+                      "review says Phase I/II; registry says PHASE1")
+    return snapshot.SnapshotData(run_id=run_id, meta={"mode": "live", "partial": False},
+                                 curated=[row], states=[state], findings=[finding],
+                                 payloads=[payload], parser_versions={"ctgov": 1},
+                                 validation={})
+
+
+def schema_of(path: Path) -> dict[str, list[str]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in conn.execute(
+            "select name from sqlite_master where type = 'table' order by name")]
+        return {t: [c[1] for c in conn.execute(f"pragma table_info([{t}])")] for t in tables}
+    finally:
+        conn.close()
+
+
+def test_snapshot_schema_matches_golden(tmp_path: Path, update_golden: bool) -> None:
+    path = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
+    schema = schema_of(path)
+    if update_golden:
+        SCHEMA_GOLDEN.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+    assert schema == json.loads(SCHEMA_GOLDEN.read_text(encoding="utf-8"))
+
+
+def test_empty_run_has_the_same_tables(tmp_path: Path) -> None:
+    empty = replace(sample_data(), curated=[], states=[], findings=[], payloads=[])
+    path = snapshot.write_snapshot(tmp_path, empty, accepted=True)
+    golden = json.loads(SCHEMA_GOLDEN.read_text(encoding="utf-8"))
+    assert set(schema_of(path)) == set(golden)
+    for table in ("findings", "outcomes"):  # the report reads these columns
+        assert set(schema_of(path)[table]) == set(golden[table])
+
+
+def test_snapshot_is_never_overwritten(tmp_path: Path) -> None:
+    path = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
+    before = path.read_bytes()
+    with pytest.raises(SnapshotError, match="never overwritten"):
+        snapshot.write_snapshot(tmp_path, sample_data(status="COMPLETED"), accepted=True)
+    assert path.read_bytes() == before
+
+
+def test_snapshot_file_mode_is_read_only(tmp_path: Path) -> None:
+    path = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
+    assert path.stat().st_mode & 0o777 == 0o444
+
+
+def test_crash_mid_write_leaves_no_file_and_keeps_latest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
+
+    def crash(*args: object) -> dict[str, object]:
+        raise RuntimeError("killed mid-write")
+
+    monkeypatch.setattr(snapshot, "finding_row", crash)
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        snapshot.write_snapshot(tmp_path, sample_data("20261126T030000Z-0002"), accepted=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [good.name, "latest"]
+    assert snapshot.latest_snapshot(tmp_path) == good
+
+
+def test_rejected_snapshot_goes_apart_and_latest_stays(tmp_path: Path) -> None:
+    good = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
+    rejected = snapshot.write_snapshot(tmp_path, sample_data("20261126T030000Z-0002"),
+                                       accepted=False)
+    assert rejected.parent == tmp_path / "rejected"
+    assert snapshot.latest_snapshot(tmp_path) == good
+    infos = snapshot.list_snapshots(tmp_path)
+    assert [(i.run_id, i.accepted) for i in infos] == [
+        ("20261125T030000Z-0001", True), ("20261126T030000Z-0002", False)]
+    assert snapshot.latest_of_mode(tmp_path, "live") == good
+
+
+def test_content_hash_ignores_provenance_and_sees_values(tmp_path: Path) -> None:
+    a = snapshot.record_row(sample_data().states[0], {"ctgov": 1})
+    moved = replace(sample_data().states[0], source_url="http://elsewhere", fetched_at=None)
+    b = snapshot.record_row(moved, {"ctgov": 1})
+    c = snapshot.record_row(sample_data(status="COMPLETED").states[0], {"ctgov": 1})
+    assert a["content_hash"] == b["content_hash"] != c["content_hash"]
+
+
+def test_open_snapshot_rejects_foreign_files(tmp_path: Path) -> None:
+    other = tmp_path / "other.sqlite"
+    sqlite3.connect(other).execute("create table t (x)").connection.close()
+    with pytest.raises(SnapshotError, match="not a registry-sync snapshot"):
+        snapshot.open_snapshot(other)
+    with pytest.raises(SnapshotError, match="no such snapshot"):
+        snapshot.open_snapshot(tmp_path / "missing.sqlite")
+
+
+def test_stored_records_round_trip_their_payload(tmp_path: Path) -> None:
+    path = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
+    stored = snapshot.load_records(path)["NCT06482268"]
+    assert stored.payload is not None
+    assert stored.payload.body == b'{"protocolSection":{}}'
+    assert stored.payload.fetched_at == WHEN
+    assert stored.run_id == "20261125T030000Z-0001"
