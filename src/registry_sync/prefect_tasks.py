@@ -1,0 +1,78 @@
+"""The pipeline's steps wrapped as Prefect tasks: one library call each, named, no caching.
+
+Only a transient fetch error (the registry did not answer at all) is retried at task level;
+blocked, not found and parse errors are outcomes, never retried. After the retries the pipeline
+records the trials as `registry_down` and carries their last good values forward, exactly as a
+CLI run does. Imported only by the flows, so the CLI never pays for importing Prefect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from registry_sync import pipeline
+from registry_sync.errors import TransientFetchError
+
+FETCH_RETRIES = 2
+FETCH_RETRY_DELAY_S = 60
+
+
+def is_transient_failure(task_: Any, task_run: Any, state: Any) -> bool:
+    """retry_condition_fn: retry only when the task failed with a TransientFetchError."""
+    exc = state.result(raise_on_failure=False)
+    return isinstance(exc, TransientFetchError)
+
+
+def prefect_steps(fetch_retry_delay_s: float = FETCH_RETRY_DELAY_S) -> pipeline.Steps:
+    """`pipeline.Steps` whose calls run as Prefect tasks inside the calling flow."""
+    base = pipeline.Steps()
+    plain = {"cache_policy": NO_CACHE, "persist_result": False}
+    return pipeline.Steps(
+        load_curated=task(name="load-curated", **plain)(base.load_curated),
+        validate_curated=task(name="validate-curated", **plain)(base.validate_curated),
+        fetch_registry=task(
+            name="fetch-registry",
+            retries=FETCH_RETRIES,
+            retry_delay_seconds=fetch_retry_delay_s,
+            retry_condition_fn=is_transient_failure,
+            task_run_name="fetch-{key}",
+            **plain,
+        )(base.fetch_registry),
+        fetch_data_timestamp=task(name="fetch-data-timestamp", **plain)(base.fetch_data_timestamp),
+        validate_records=task(name="validate-records", **plain)(base.validate_records),
+        write_snapshot=task(name="write-snapshot", **plain)(base.write_snapshot),
+    )
+
+
+def publish_report(result: pipeline.RunResult) -> None:
+    """The drift report as a Prefect markdown artifact (the file is written by the pipeline)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(
+        markdown=result.report_markdown,
+        key="drift-report",
+        description=f"registry-sync run {result.run_id}: "
+        f"{'partial' if result.partial else 'complete'}",
+    )
+
+
+def run_in_flow(request: pipeline.RunRequest, data_dir: str | None,
+                fetch_retry_delay_s: float) -> dict[str, Any]:
+    """What every flow does: run the pipeline with task-wrapped steps, publish, summarize."""
+    from pathlib import Path
+
+    from registry_sync.settings import Settings
+
+    settings = Settings.from_env(**({"data_dir": Path(data_dir)} if data_dir else {}))
+    result = pipeline.run_pipeline(settings, request, steps=prefect_steps(fetch_retry_delay_s))
+    publish_report(result)
+    print(f"run {result.run_id} ({request.mode}): "
+          f"{'PARTIAL' if result.partial else 'complete'}; outcomes {result.outcomes}; "
+          f"snapshot {result.snapshot_path}")
+    return {"run_id": result.run_id, "snapshot": str(result.snapshot_path),
+            "report": str(result.report_paths["md"]), "partial": result.partial,
+            "accepted": result.accepted, "outcomes": result.outcomes,
+            "findings": result.findings}

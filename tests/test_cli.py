@@ -1,0 +1,100 @@
+"""The CLI: exit codes, one-line errors, every command documented in the README."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import BUNDLED_REPLAY, EXPECTATIONS, ROOT
+
+from registry_sync.cli import main
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    monkeypatch.setenv("REGISTRY_SYNC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REGISTRY_SYNC_EXPECTATIONS_DIR", str(EXPECTATIONS))
+    monkeypatch.setenv("REGISTRY_SYNC_CURATED",
+                       str(ROOT / "data" / "curated" / "review_2025_hpsc.csv"))
+    monkeypatch.setenv("REGISTRY_SYNC_MAX_RETRIES", "0")
+    return CliRunner()
+
+
+def test_run_replay_prints_summary_and_exits_partial(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(main, ["run", "--replay", str(BUNDLED_REPLAY)])
+    assert result.exit_code == 1, result.output
+    assert re.search(r"^run \S+ \(replay\): PARTIAL$", result.output, re.M)
+    assert "trials: id_malformed 1, not_in_replay 66, ok 13, unsupported 23" in result.output
+    assert "phase_mismatch 1" in result.output
+    report_line = next(ln for ln in result.output.splitlines() if ln.startswith("report: "))
+    assert Path(report_line.removeprefix("report: ")).exists()
+
+
+def test_run_ids_comma_joined_and_complete_exit_zero(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["run", "--replay", str(BUNDLED_REPLAY),
+                                  "--ids", "NCT06482268,NCT04363346"])
+    assert result.exit_code == 0, result.output
+    assert "trials: ok 2" in result.output
+    assert ": complete" in result.output
+
+
+def test_run_unknown_id_is_one_line_error(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["run", "--ids", "NCT00000001"])
+    assert result.exit_code == 4
+    assert result.output.strip() == (
+        "Error: not in the review's table: NCT00000001")
+
+
+def test_run_unknown_registry_is_usage_error(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["run", "--registry", "nope"])
+    assert result.exit_code == 2
+    assert "nope" in result.output
+
+
+def test_broken_curated_table_names_file_and_column(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("table,product,trial_id\n1,FT500,NCT03841110\n", encoding="utf-8")
+    result = runner.invoke(main, ["run", "--curated", str(bad)])
+    assert result.exit_code == 4
+    assert "bad.csv" in result.output and "Traceback" not in result.output
+
+
+def test_snapshots_and_report_after_a_run(runner: CliRunner) -> None:
+    assert runner.invoke(main, ["snapshots"]).output.startswith("no snapshots")
+    runner.invoke(main, ["run", "--replay", str(BUNDLED_REPLAY), "--ids", "NCT06482268"])
+    listing = runner.invoke(main, ["snapshots"])
+    assert listing.exit_code == 0
+    assert re.search(r"^\* \S+\s+replay\s+complete\s+ok 1/1", listing.output, re.M)
+    as_json = json.loads(runner.invoke(main, ["snapshots", "--json"]).output)
+    assert as_json["latest"] is True
+    md = runner.invoke(main, ["report"])
+    assert md.exit_code == 0
+    assert "review says Phase I/II; registry says PHASE1" in md.output
+    doc = json.loads(runner.invoke(main, ["report", "--format", "json"]).output)
+    assert doc["summary"]["outcomes"] == {"ok": 1}
+    assert doc["findings"][0]["product"] == "CT1-DAP001"
+    explicit = runner.invoke(main, ["report", as_json["path"], "--format", "json"])
+    assert json.loads(explicit.output) == doc
+
+
+def test_report_without_snapshot_is_one_line_error(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["report"])
+    assert result.exit_code == 4
+    assert result.output.startswith("Error: no snapshot in ")
+
+
+def test_check_lists_the_reviews_own_problems(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["check"])
+    assert result.exit_code == 0, result.output
+    assert "105 rows" in result.output
+    assert "jRCT209022038: id_malformed" in result.output
+    assert result.output.count("duplicate_id") == 4
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in main.commands:
+        assert f"registry-sync {name}" in readme, f"README does not document {name!r}"
