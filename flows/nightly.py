@@ -12,8 +12,9 @@ from registry_sync.prefect_tasks import run_in_flow
 
 
 @flow(name="registry-sync-nightly", log_prints=True)
-def nightly_sync(data_dir: str | None = None, replay_dir: str | None = None,
-                 fetch_retry_delay_s: float = 60) -> dict[str, Any]:
+def nightly_sync(
+    data_dir: str | None = None, replay_dir: str | None = None, fetch_retry_delay_s: float = 60
+) -> dict[str, Any]:
     """Reconcile every trial of the review; snapshot; publish the drift report as an artifact."""
     request = RunRequest(replay_dir=Path(replay_dir) if replay_dir else None)
     return run_in_flow(request, data_dir, fetch_retry_delay_s)

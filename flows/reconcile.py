@@ -12,12 +12,19 @@ from registry_sync.prefect_tasks import run_in_flow
 
 
 @flow(name="registry-sync-reconcile", log_prints=True)
-def adhoc_reconcile(registries: list[str] | None = None, ids: list[str] | None = None,
-                    data_dir: str | None = None, replay_dir: str | None = None,
-                    fetch_retry_delay_s: float = 60) -> dict[str, Any]:
+def adhoc_reconcile(
+    registries: list[str] | None = None,
+    ids: list[str] | None = None,
+    data_dir: str | None = None,
+    replay_dir: str | None = None,
+    fetch_retry_delay_s: float = 60,
+) -> dict[str, Any]:
     """The same run as `registry-sync run --registry ... --ids ...`."""
-    request = RunRequest(registries=tuple(registries or ()), ids=tuple(ids or ()),
-                         replay_dir=Path(replay_dir) if replay_dir else None)
+    request = RunRequest(
+        registries=tuple(registries or ()),
+        ids=tuple(ids or ()),
+        replay_dir=Path(replay_dir) if replay_dir else None,
+    )
     return run_in_flow(request, data_dir, fetch_retry_delay_s)
 
 

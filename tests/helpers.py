@@ -13,14 +13,16 @@ BUNDLED_REPLAY = ROOT / "data" / "replay"
 EXPECTATIONS = ROOT / "expectations"
 FIXTURES = ROOT / "tests" / "fixtures"
 
-FAST_HTTP = HttpSettings(max_retries=0, backoff_base=0.0, connect_timeout=2.0,
-                         read_timeout=5.0, min_interval={})
+FAST_HTTP = HttpSettings(
+    max_retries=0, backoff_base=0.0, connect_timeout=2.0, read_timeout=5.0, min_interval={}
+)
 
 
 def fast_settings(data_dir: Path, curated: Path = BUNDLED_CURATED, **base_urls: str) -> Settings:
     """Settings for a test run: tmp data dir, no retries, no throttle, the repo's suites."""
-    settings = Settings(data_dir=data_dir, curated_path=curated, expectations_dir=EXPECTATIONS,
-                        http=FAST_HTTP)
+    settings = Settings(
+        data_dir=data_dir, curated_path=curated, expectations_dir=EXPECTATIONS, http=FAST_HTTP
+    )
     return settings.with_base_urls(base_urls) if base_urls else settings
 
 

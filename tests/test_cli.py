@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import BUNDLED_REPLAY, EXPECTATIONS, ROOT
 
+from helpers import BUNDLED_REPLAY, EXPECTATIONS, ROOT
 from registry_sync.cli import main
 
 
@@ -17,8 +17,9 @@ from registry_sync.cli import main
 def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     monkeypatch.setenv("REGISTRY_SYNC_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("REGISTRY_SYNC_EXPECTATIONS_DIR", str(EXPECTATIONS))
-    monkeypatch.setenv("REGISTRY_SYNC_CURATED",
-                       str(ROOT / "data" / "curated" / "review_2025_hpsc.csv"))
+    monkeypatch.setenv(
+        "REGISTRY_SYNC_CURATED", str(ROOT / "data" / "curated" / "review_2025_hpsc.csv")
+    )
     monkeypatch.setenv("REGISTRY_SYNC_MAX_RETRIES", "0")
     return CliRunner()
 
@@ -34,8 +35,9 @@ def test_run_replay_prints_summary_and_exits_partial(runner: CliRunner, tmp_path
 
 
 def test_run_ids_comma_joined_and_complete_exit_zero(runner: CliRunner) -> None:
-    result = runner.invoke(main, ["run", "--replay", str(BUNDLED_REPLAY),
-                                  "--ids", "NCT06482268,NCT04363346"])
+    result = runner.invoke(
+        main, ["run", "--replay", str(BUNDLED_REPLAY), "--ids", "NCT06482268,NCT04363346"]
+    )
     assert result.exit_code == 0, result.output
     assert "trials: ok 2" in result.output
     assert ": complete" in result.output
@@ -44,8 +46,7 @@ def test_run_ids_comma_joined_and_complete_exit_zero(runner: CliRunner) -> None:
 def test_run_unknown_id_is_one_line_error(runner: CliRunner) -> None:
     result = runner.invoke(main, ["run", "--ids", "NCT00000001"])
     assert result.exit_code == 4
-    assert result.output.strip() == (
-        "Error: not in the review's table: NCT00000001")
+    assert result.output.strip() == ("Error: not in the review's table: NCT00000001")
 
 
 def test_run_unknown_registry_is_usage_error(runner: CliRunner) -> None:

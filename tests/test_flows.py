@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import BUNDLED_REPLAY, EXPECTATIONS, ROOT, replay_copy
 
+from helpers import BUNDLED_REPLAY, EXPECTATIONS, ROOT, replay_copy
 from registry_sync.pipeline import RunRequest, run_pipeline
 from registry_sync.replay import Fault, ReplayServer
 from registry_sync.settings import Settings
@@ -36,9 +36,13 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     home = tmp_path_factory.mktemp("prefect-home")
     mp = pytest.MonkeyPatch()
-    for key, value in {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                       "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING",
-                       "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL"}.items():
+    for key, value in {
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+    }.items():
         mp.setenv(key, value)
     with prefect_test_harness():
         yield
@@ -48,21 +52,24 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGISTRY_SYNC_EXPECTATIONS_DIR", str(EXPECTATIONS))
-    monkeypatch.setenv("REGISTRY_SYNC_CURATED",
-                       str(ROOT / "data" / "curated" / "review_2025_hpsc.csv"))
+    monkeypatch.setenv(
+        "REGISTRY_SYNC_CURATED", str(ROOT / "data" / "curated" / "review_2025_hpsc.csv")
+    )
     monkeypatch.setenv("REGISTRY_SYNC_MAX_RETRIES", "0")
 
 
 def test_nightly_flow_equals_cli_pipeline(harness: None, env: None, tmp_path: Path) -> None:
     nightly = load_flow_module("nightly").nightly_sync
     out = nightly(data_dir=str(tmp_path / "flow"), replay_dir=str(BUNDLED_REPLAY))
-    direct = run_pipeline(Settings.from_env(data_dir=tmp_path / "direct"),
-                          RunRequest(replay_dir=BUNDLED_REPLAY))
+    direct = run_pipeline(
+        Settings.from_env(data_dir=tmp_path / "direct"), RunRequest(replay_dir=BUNDLED_REPLAY)
+    )
     assert out["outcomes"] == direct.outcomes
     assert out["findings"] == direct.findings
     assert out["partial"] is True and Path(out["snapshot"]).exists()
-    assert Path(out["report"]).read_text(encoding="utf-8").count("\n- Table") == \
-        direct.report_markdown.count("\n- Table")
+    assert Path(out["report"]).read_text(encoding="utf-8").count(
+        "\n- Table"
+    ) == direct.report_markdown.count("\n- Table")
 
 
 def fetch_requests(server: ReplayServer) -> int:
@@ -78,8 +85,7 @@ def test_adhoc_flow_retries_a_down_registry_then_reports_it(
         mp = pytest.MonkeyPatch()
         mp.setenv("REGISTRY_SYNC_CTGOV_URL", server.base_urls()["ctgov"])
         try:
-            out = adhoc(ids=["NCT06482268"], data_dir=str(tmp_path / "d"),
-                        fetch_retry_delay_s=0)
+            out = adhoc(ids=["NCT06482268"], data_dir=str(tmp_path / "d"), fetch_retry_delay_s=0)
         finally:
             mp.undo()
         assert fetch_requests(server) == 3  # 1 try + 2 task retries, no HTTP-level retries
@@ -93,8 +99,7 @@ def test_adhoc_flow_never_retries_blocked(harness: None, env: None, tmp_path: Pa
         mp = pytest.MonkeyPatch()
         mp.setenv("REGISTRY_SYNC_CTGOV_URL", server.base_urls()["ctgov"])
         try:
-            out = adhoc(ids=["NCT06482268"], data_dir=str(tmp_path / "d"),
-                        fetch_retry_delay_s=0)
+            out = adhoc(ids=["NCT06482268"], data_dir=str(tmp_path / "d"), fetch_retry_delay_s=0)
         finally:
             mp.undo()
         assert fetch_requests(server) == 1

@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers import BUNDLED_CURATED, BUNDLED_REPLAY, fast_settings, replay_copy
 
+from helpers import BUNDLED_CURATED, BUNDLED_REPLAY, fast_settings, replay_copy
 from registry_sync import snapshot
 from registry_sync.errors import CuratedTableError
 from registry_sync.pipeline import RunRequest, run_pipeline
@@ -37,29 +37,32 @@ def small_curated(tmp_path: Path, ids: tuple[str, ...] = SUBSET) -> Path:
 
 def test_replay_of_bundled_review_covers_every_row(tmp_path: Path) -> None:
     result = run_pipeline(fast_settings(tmp_path), RunRequest(replay_dir=BUNDLED_REPLAY))
-    assert result.outcomes == {"ok": 13, "not_in_replay": 66, "unsupported": 23,
-                               "id_malformed": 1}
+    assert result.outcomes == {"ok": 13, "not_in_replay": 66, "unsupported": 23, "id_malformed": 1}
     assert sum(result.outcomes.values()) == 103  # every distinct ID of the 105 rows
     assert result.partial and result.accepted and result.exit_code == 1
     assert snapshot.latest_snapshot(tmp_path / "snapshots") == result.snapshot_path
     md = result.report_paths["md"].read_text(encoding="utf-8")
-    assert ("Table 2 row 7, CT1-DAP001 (NCT06482268): review says Phase I/II; "
-            "registry says PHASE1 (last updated 2025-01-29)") in md
+    assert (
+        "Table 2 row 7, CT1-DAP001 (NCT06482268): review says Phase I/II; "
+        "registry says PHASE1 (last updated 2025-01-29)"
+    ) in md
     assert "| JMA-IIA00412 | JMACCT (JMA-IIA) | unsupported |" in md
 
 
 def test_ids_restrict_an_adhoc_run(tmp_path: Path) -> None:
-    result = run_pipeline(fast_settings(tmp_path),
-                          RunRequest(ids=("NCT06482268", "jrct2053190081"),
-                                     replay_dir=BUNDLED_REPLAY))
+    result = run_pipeline(
+        fast_settings(tmp_path),
+        RunRequest(ids=("NCT06482268", "jrct2053190081"), replay_dir=BUNDLED_REPLAY),
+    )
     assert result.outcomes == {"ok": 1, "unsupported": 1}
     trials = rows_of(result.snapshot_path, "select trial_id from outcomes order by trial_id")
     assert trials == [("NCT06482268",), ("jRCT2053190081",)]
 
 
 def test_registry_filter_keeps_only_that_registry(tmp_path: Path) -> None:
-    result = run_pipeline(fast_settings(tmp_path),
-                          RunRequest(registries=("umin",), replay_dir=BUNDLED_REPLAY))
+    result = run_pipeline(
+        fast_settings(tmp_path), RunRequest(registries=("umin",), replay_dir=BUNDLED_REPLAY)
+    )
     assert result.outcomes == {"unsupported": 3}
 
 
@@ -69,8 +72,9 @@ def test_unknown_id_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_no_network_completes_partial_with_registry_down(tmp_path: Path) -> None:
-    settings = fast_settings(tmp_path, small_curated(tmp_path),
-                             ctgov="http://127.0.0.1:9/api/v2")  # nothing listens on port 9
+    settings = fast_settings(
+        tmp_path, small_curated(tmp_path), ctgov="http://127.0.0.1:9/api/v2"
+    )  # nothing listens on port 9
     result = run_pipeline(settings)
     assert result.outcomes == {"registry_down": 3}
     assert result.partial and result.exit_code == 1
@@ -87,12 +91,14 @@ def test_down_registry_carries_last_good_values_forward_marked_stale(tmp_path: P
         server.add_fault("/ctgov/api/v2/studies", Fault(status=503), times=10)
         second = run_pipeline(settings)
     assert second.outcomes == {"registry_down": 3} and second.partial
-    stale = rows_of(second.snapshot_path,
-                    "select trial_id, stale, carried_from, status from records order by 1")
+    stale = rows_of(
+        second.snapshot_path, "select trial_id, stale, carried_from, status from records order by 1"
+    )
     assert [(t, s, c) for t, s, c, _ in stale] == [(t, 1, first.run_id) for t in sorted(SUBSET)]
     assert all(status for *_, status in stale)  # values kept, never blanked
-    phase = rows_of(second.snapshot_path,
-                    "select stale from findings where kind = 'phase_mismatch'")
+    phase = rows_of(
+        second.snapshot_path, "select stale from findings where kind = 'phase_mismatch'"
+    )
     assert phase == [(1,)]
     # the carried payloads travel with the new snapshot, so it stands alone
     payloads = rows_of(second.snapshot_path, "select count(*) from payloads")
@@ -118,24 +124,28 @@ def test_failing_quality_gate_rejects_and_keeps_latest(tmp_path: Path) -> None:
 
 
 def test_broken_table_stops_before_anything_is_written(tmp_path: Path) -> None:
-    run_pipeline(fast_settings(tmp_path), RunRequest(ids=("NCT06482268",),
-                                                     replay_dir=BUNDLED_REPLAY))
+    run_pipeline(
+        fast_settings(tmp_path), RunRequest(ids=("NCT06482268",), replay_dir=BUNDLED_REPLAY)
+    )
     before = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
     broken = tmp_path / "broken.csv"
     broken.write_text("table,product\n1,FT500\n", encoding="utf-8")
-    with pytest.raises(CuratedTableError, match="broken.csv"):
+    with pytest.raises(CuratedTableError, match=r"broken\.csv"):
         run_pipeline(fast_settings(tmp_path, broken), RunRequest(replay_dir=BUNDLED_REPLAY))
     assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == before
 
 
 def test_snapshot_is_read_only_and_has_provenance(tmp_path: Path) -> None:
-    result = run_pipeline(fast_settings(tmp_path), RunRequest(ids=SUBSET,
-                                                              replay_dir=BUNDLED_REPLAY))
+    result = run_pipeline(
+        fast_settings(tmp_path), RunRequest(ids=SUBSET, replay_dir=BUNDLED_REPLAY)
+    )
     mode = result.snapshot_path.stat().st_mode
     assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
-    prov = rows_of(result.snapshot_path,
-                   "select r.source_url, r.fetched_at, r.payload_sha256, p.sha256 "
-                   "from records r join payloads p on p.sha256 = r.payload_sha256")
+    prov = rows_of(
+        result.snapshot_path,
+        "select r.source_url, r.fetched_at, r.payload_sha256, p.sha256 "
+        "from records r join payloads p on p.sha256 = r.payload_sha256",
+    )
     assert len(prov) == 3
     for url, fetched_at, sha, psha in prov:
         assert str(url).startswith("http://127.0.0.1:") and "filter.ids=" in str(url)

@@ -13,28 +13,58 @@ from registry_sync.model import CuratedRow, Outcome, PartialDate, RegistryRecord
 from registry_sync.reconcile import TrialState, reconcile, sponsor_matches
 
 
-def row(trial_id: str = "NCT04630769", phase: str = "I", start: str = "2021",
-        sponsor: str = "Fate", product: str = "FT516", line: int = 3, table: int = 1
-        ) -> CuratedRow:
-    return CuratedRow(line=line, table=table, product=product, cell_type="iNK",
-                      indication="ovarian cancer", sponsor=sponsor, trial_id=trial_id,
-                      phase=phase, nation="US", start=start, registry=registry_of(trial_id),
-                      phases=parse_review_phase(phase), start_date=parse_review_start(start))
+def row(
+    trial_id: str = "NCT04630769",
+    phase: str = "I",
+    start: str = "2021",
+    sponsor: str = "Fate",
+    product: str = "FT516",
+    line: int = 3,
+    table: int = 1,
+) -> CuratedRow:
+    return CuratedRow(
+        line=line,
+        table=table,
+        product=product,
+        cell_type="iNK",
+        indication="ovarian cancer",
+        sponsor=sponsor,
+        trial_id=trial_id,
+        phase=phase,
+        nation="US",
+        start=start,
+        registry=registry_of(trial_id),
+        phases=parse_review_phase(phase),
+        start_date=parse_review_start(start),
+    )
 
 
 def record(trial_id: str = "NCT04630769", **kw: object) -> RegistryRecord:
-    base = RegistryRecord(registry="ctgov", trial_id=trial_id, status="COMPLETED",
-                          status_raw="COMPLETED", phases=("PHASE1",), phases_raw=("PHASE1",),
-                          start=PartialDate(2021, 6, 14), start_type="ACTUAL",
-                          last_updated=PartialDate(2024, 3, 5),
-                          lead_sponsor="Fate Therapeutics",
-                          evidence_url=f"https://clinicaltrials.gov/study/{trial_id}")
+    base = RegistryRecord(
+        registry="ctgov",
+        trial_id=trial_id,
+        status="COMPLETED",
+        status_raw="COMPLETED",
+        phases=("PHASE1",),
+        phases_raw=("PHASE1",),
+        start=PartialDate(2021, 6, 14),
+        start_type="ACTUAL",
+        last_updated=PartialDate(2024, 3, 5),
+        lead_sponsor="Fate Therapeutics",
+        evidence_url=f"https://clinicaltrials.gov/study/{trial_id}",
+    )
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
 def ok(rec: RegistryRecord, stale: bool = False) -> TrialState:
-    return TrialState("ctgov", rec.trial_id, Outcome.OK, record=rec, stale=stale,
-                      fetched_at=datetime(2026, 1, 2, tzinfo=UTC))
+    return TrialState(
+        "ctgov",
+        rec.trial_id,
+        Outcome.OK,
+        record=rec,
+        stale=stale,
+        fetched_at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
 
 
 def kinds(findings: list) -> list[str]:  # type: ignore[type-arg]
@@ -49,8 +79,9 @@ def test_agreeing_row_gets_only_its_status() -> None:
 
 
 def test_review_year_agrees_with_registry_day_NCT04630769() -> None:
-    assert "start_mismatch" not in kinds(reconcile([row(start="2021")],
-                                                   {"NCT04630769": ok(record())}))
+    assert "start_mismatch" not in kinds(
+        reconcile([row(start="2021")], {"NCT04630769": ok(record())})
+    )
 
 
 def test_review_month_disagrees_with_registry_month() -> None:
@@ -69,8 +100,7 @@ def test_registry_month_precision_agrees_with_review_day() -> None:
 
 def test_review_I_II_agrees_with_two_registry_phases() -> None:
     rec = record(phases=("PHASE1", "PHASE2"))
-    assert "phase_mismatch" not in kinds(reconcile([row(phase="I/II")],
-                                                   {"NCT04630769": ok(rec)}))
+    assert "phase_mismatch" not in kinds(reconcile([row(phase="I/II")], {"NCT04630769": ok(rec)}))
 
 
 def test_review_I_II_disagrees_with_phase2_only_and_says_last_update() -> None:
@@ -118,8 +148,10 @@ def test_unsupported_registry_gives_no_drift_finding() -> None:
 
 
 def test_same_id_for_two_products_is_a_review_inconsistency_NCT04982081() -> None:
-    rows = [row(trial_id="NCT04982081", product="HICM-188", line=28),
-            row(trial_id="NCT04982081", product="Eyecyte-RPE", line=89, table=4)]
+    rows = [
+        row(trial_id="NCT04982081", product="HICM-188", line=28),
+        row(trial_id="NCT04982081", product="Eyecyte-RPE", line=89, table=4),
+    ]
     dupes = [f for f in reconcile(rows, {}) if f.kind == "duplicate_id"]
     assert len(dupes) == 2
     assert "Eyecyte-RPE" in dupes[0].message and "HICM-188" in dupes[1].message
@@ -133,8 +165,11 @@ def test_notable_status_is_a_warning_and_shows_last_known() -> None:
 
 
 def test_unmapped_value_is_reported_not_dropped() -> None:
-    rec = record(status=None, status_raw="PAUSED_FOR_REVIEW",
-                 unmapped=(Unmapped("status", "PAUSED_FOR_REVIEW"),))
+    rec = record(
+        status=None,
+        status_raw="PAUSED_FOR_REVIEW",
+        unmapped=(Unmapped("status", "PAUSED_FOR_REVIEW"),),
+    )
     findings = reconcile([row()], {"NCT04630769": ok(rec)})
     (u,) = [f for f in findings if f.kind == "unmapped_value"]
     assert u.registry_value == "PAUSED_FOR_REVIEW"
@@ -163,8 +198,10 @@ def test_sponsor_loose_matches(review: str, registry: list[str]) -> None:
 
 @pytest.mark.parametrize(
     ("review", "registry"),
-    [("QIHAN", ["Institute of Hematology & Blood Diseases Hospital"]),
-     ("HUST", ["Chinese Academy of Sciences"])],
+    [
+        ("QIHAN", ["Institute of Hematology & Blood Diseases Hospital"]),
+        ("HUST", ["Chinese Academy of Sciences"]),
+    ],
 )
 def test_sponsor_mismatches(review: str, registry: list[str]) -> None:
     assert not sponsor_matches(review, registry)
@@ -174,6 +211,5 @@ def test_sponsor_mismatch_is_info_and_collaborators_count() -> None:
     rec = record(lead_sponsor="Masonic Cancer Center", collaborators=("Fate Therapeutics",))
     assert "sponsor_mismatch" not in kinds(reconcile([row()], {"NCT04630769": ok(rec)}))
     rec = record(lead_sponsor="Masonic Cancer Center")
-    (f,) = [f for f in reconcile([row()], {"NCT04630769": ok(rec)})
-            if f.kind == "sponsor_mismatch"]
+    (f,) = [f for f in reconcile([row()], {"NCT04630769": ok(rec)}) if f.kind == "sponsor_mismatch"]
     assert f.severity == "info"

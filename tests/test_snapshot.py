@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES
 
+from helpers import FIXTURES
 from registry_sync import snapshot
 from registry_sync.errors import SnapshotError
 from registry_sync.model import CuratedRow, Finding, Outcome, RawPayload, RegistryRecord, Severity
@@ -20,32 +20,80 @@ SCHEMA_GOLDEN = FIXTURES / "snapshot_schema.json"
 WHEN = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
 
-def sample_data(run_id: str = "20261125T030000Z-0001", status: str = "RECRUITING"
-                ) -> snapshot.SnapshotData:
-    payload = RawPayload("ctgov", "NCT06482268", "http://127.0.0.1:1/ctgov/api/v2/studies",
-                         WHEN, b'{"protocolSection":{}}')
-    record = RegistryRecord(registry="ctgov", trial_id="NCT06482268", status=status,
-                            status_raw=status, phases=("PHASE1",), phases_raw=("PHASE1",))
-    state = TrialState("ctgov", "NCT06482268", Outcome.OK, record=record, fetched_at=WHEN,
-                       source_url=payload.url, payload_sha256=payload.sha256)
-    row = CuratedRow(line=2, table=2, product="CT1-DAP001", cell_type="hiPSC-DA",
-                     indication="PD", sponsor="University of California",
-                     trial_id="NCT06482268", phase="I/II", nation="US", start="2024",
-                     registry="ctgov", phases=frozenset({"PHASE1", "PHASE2"}))
-    finding = Finding(2, 2, "NCT06482268", "phase", "phase_mismatch", Severity.WARNING,
-                      "I/II", "PHASE1", "https://clinicaltrials.gov/study/NCT06482268",
-                      "review says Phase I/II; registry says PHASE1")
-    return snapshot.SnapshotData(run_id=run_id, meta={"mode": "live", "partial": False},
-                                 curated=[row], states=[state], findings=[finding],
-                                 payloads=[payload], parser_versions={"ctgov": 1},
-                                 validation={})
+def sample_data(
+    run_id: str = "20261125T030000Z-0001", status: str = "RECRUITING"
+) -> snapshot.SnapshotData:
+    payload = RawPayload(
+        "ctgov",
+        "NCT06482268",
+        "http://127.0.0.1:1/ctgov/api/v2/studies",
+        WHEN,
+        b'{"protocolSection":{}}',
+    )
+    record = RegistryRecord(
+        registry="ctgov",
+        trial_id="NCT06482268",
+        status=status,
+        status_raw=status,
+        phases=("PHASE1",),
+        phases_raw=("PHASE1",),
+    )
+    state = TrialState(
+        "ctgov",
+        "NCT06482268",
+        Outcome.OK,
+        record=record,
+        fetched_at=WHEN,
+        source_url=payload.url,
+        payload_sha256=payload.sha256,
+    )
+    row = CuratedRow(
+        line=2,
+        table=2,
+        product="CT1-DAP001",
+        cell_type="hiPSC-DA",
+        indication="PD",
+        sponsor="University of California",
+        trial_id="NCT06482268",
+        phase="I/II",
+        nation="US",
+        start="2024",
+        registry="ctgov",
+        phases=frozenset({"PHASE1", "PHASE2"}),
+    )
+    finding = Finding(
+        2,
+        2,
+        "NCT06482268",
+        "phase",
+        "phase_mismatch",
+        Severity.WARNING,
+        "I/II",
+        "PHASE1",
+        "https://clinicaltrials.gov/study/NCT06482268",
+        "review says Phase I/II; registry says PHASE1",
+    )
+    return snapshot.SnapshotData(
+        run_id=run_id,
+        meta={"mode": "live", "partial": False},
+        curated=[row],
+        states=[state],
+        findings=[finding],
+        payloads=[payload],
+        parser_versions={"ctgov": 1},
+        validation={},
+    )
 
 
 def schema_of(path: Path) -> dict[str, list[str]]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        tables = [r[0] for r in conn.execute(
-            "select name from sqlite_master where type = 'table' order by name")]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "select name from sqlite_master where type = 'table' order by name"
+            )
+        ]
         return {t: [c[1] for c in conn.execute(f"pragma table_info([{t}])")] for t in tables}
     finally:
         conn.close()
@@ -98,13 +146,16 @@ def test_crash_mid_write_leaves_no_file_and_keeps_latest(
 
 def test_rejected_snapshot_goes_apart_and_latest_stays(tmp_path: Path) -> None:
     good = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
-    rejected = snapshot.write_snapshot(tmp_path, sample_data("20261126T030000Z-0002"),
-                                       accepted=False)
+    rejected = snapshot.write_snapshot(
+        tmp_path, sample_data("20261126T030000Z-0002"), accepted=False
+    )
     assert rejected.parent == tmp_path / "rejected"
     assert snapshot.latest_snapshot(tmp_path) == good
     infos = snapshot.list_snapshots(tmp_path)
     assert [(i.run_id, i.accepted) for i in infos] == [
-        ("20261125T030000Z-0001", True), ("20261126T030000Z-0002", False)]
+        ("20261125T030000Z-0001", True),
+        ("20261126T030000Z-0002", False),
+    ]
     assert snapshot.latest_of_mode(tmp_path, "live") == good
 
 

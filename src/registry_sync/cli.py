@@ -53,8 +53,11 @@ def _settings(data_dir: Path | None, curated: Path | None) -> Settings:
 
 
 data_dir_option = click.option(
-    "--data-dir", type=click.Path(path_type=Path), default=None,
-    help="Where snapshots/ and reports/ live (default: data, or $REGISTRY_SYNC_DATA_DIR).")
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where snapshots/ and reports/ live (default: data, or $REGISTRY_SYNC_DATA_DIR).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,29 +68,49 @@ def main(debug: bool) -> None:
 
 
 @main.command()
-@click.option("--registry", "registries", multiple=True,
-              type=click.Choice(sorted(REGISTRY_NAMES)), help="Only trials of this registry.")
+@click.option(
+    "--registry",
+    "registries",
+    multiple=True,
+    type=click.Choice(sorted(REGISTRY_NAMES)),
+    help="Only trials of this registry.",
+)
 @click.option("--ids", "ids", multiple=True, help="Only these trial IDs (repeat, or comma-join).")
-@click.option("--replay", "replay_dir", type=click.Path(path_type=Path, exists=True,
-              file_okay=False), default=None,
-              help="Serve recorded payloads from DIR on loopback instead of the live registries.")
-@click.option("--curated", type=click.Path(path_type=Path), default=None,
-              help="The review's table (default: data/curated/review_2025_hpsc.csv).")
+@click.option(
+    "--replay",
+    "replay_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Serve recorded payloads from DIR on loopback instead of the live registries.",
+)
+@click.option(
+    "--curated",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The review's table (default: data/curated/review_2025_hpsc.csv).",
+)
 @data_dir_option
 @_friendly_errors
-def run(registries: tuple[str, ...], ids: tuple[str, ...], replay_dir: Path | None,
-        curated: Path | None, data_dir: Path | None) -> None:
+def run(
+    registries: tuple[str, ...],
+    ids: tuple[str, ...],
+    replay_dir: Path | None,
+    curated: Path | None,
+    data_dir: Path | None,
+) -> None:
     """Fetch, reconcile, gate and snapshot; print a summary and where the report is."""
     from registry_sync.pipeline import RunRequest, run_pipeline
 
     split_ids = tuple(i.strip() for chunk in ids for i in chunk.split(",") if i.strip())
     request = RunRequest(registries=registries, ids=split_ids, replay_dir=replay_dir)
     result = run_pipeline(_settings(data_dir, curated), request)
-    click.echo(f"run {result.run_id} ({request.mode}): "
-               f"{'PARTIAL' if result.partial else 'complete'}")
+    click.echo(
+        f"run {result.run_id} ({request.mode}): {'PARTIAL' if result.partial else 'complete'}"
+    )
     click.echo("trials: " + ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())))
-    click.echo("findings: " + (", ".join(f"{k} {v}" for k, v in sorted(result.findings.items()))
-                               or "none"))
+    click.echo(
+        "findings: " + (", ".join(f"{k} {v}" for k, v in sorted(result.findings.items())) or "none")
+    )
     if not result.accepted:
         click.echo("quality gate: REJECTED: " + _gate_line(result.validation["records"]))
     click.echo(f"snapshot: {result.snapshot_path}")
@@ -114,27 +137,46 @@ def snapshots(data_dir: Path | None, as_json: bool) -> None:
         return
     for i in infos:
         if as_json:
-            click.echo(json.dumps({"run_id": i.run_id, "path": str(i.path), "mode": i.mode,
-                                   "accepted": i.accepted, "partial": i.partial,
-                                   "latest": i.path == latest, "counts": i.counts}))
+            click.echo(
+                json.dumps(
+                    {
+                        "run_id": i.run_id,
+                        "path": str(i.path),
+                        "mode": i.mode,
+                        "accepted": i.accepted,
+                        "partial": i.partial,
+                        "latest": i.path == latest,
+                        "counts": i.counts,
+                    }
+                )
+            )
             continue
         mark = "*" if latest is not None and i.path == latest else " "
         state = ("partial" if i.partial else "complete") if i.accepted else "rejected"
         outcomes = i.counts.get("outcomes", {}) if isinstance(i.counts, dict) else {}
-        click.echo(f"{mark} {i.run_id}  {i.mode:<6}  {state:<8}  "
-                   f"ok {outcomes.get('ok', 0)}/{i.counts.get('trials', 0)}  {i.path}")
+        click.echo(
+            f"{mark} {i.run_id}  {i.mode:<6}  {state:<8}  "
+            f"ok {outcomes.get('ok', 0)}/{i.counts.get('trials', 0)}  {i.path}"
+        )
 
 
 @main.command()
 @click.argument("snapshot_path", required=False, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(report_mod.FORMATS), default="md",
-              show_default=True)
-@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
-              help="Write to this file instead of standard output.")
+@click.option(
+    "--format", "fmt", type=click.Choice(report_mod.FORMATS), default="md", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
 @data_dir_option
 @_friendly_errors
-def report(snapshot_path: Path | None, fmt: str, output: Path | None,
-           data_dir: Path | None) -> None:
+def report(
+    snapshot_path: Path | None, fmt: str, output: Path | None, data_dir: Path | None
+) -> None:
     """Render the drift report of SNAPSHOT (default: the latest)."""
     if snapshot_path is None:
         store = _settings(data_dir, None).snapshots_dir
@@ -150,8 +192,12 @@ def report(snapshot_path: Path | None, fmt: str, output: Path | None,
 
 
 @main.command()
-@click.option("--curated", type=click.Path(path_type=Path), default=None,
-              help="The review's table to check (default: the bundled one).")
+@click.option(
+    "--curated",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The review's table to check (default: the bundled one).",
+)
 @_friendly_errors
 def check(curated: Path | None) -> None:
     """Load and gate the review's table alone, and list what it shows without any registry."""
@@ -165,8 +211,10 @@ def check(curated: Path | None) -> None:
     by_registry: dict[str, int] = {}
     for r in table.rows:
         by_registry[r.registry or "malformed"] = by_registry.get(r.registry or "malformed", 0) + 1
-    click.echo(f"{settings.curated_path}: {len(table.rows)} rows; "
-               + ", ".join(f"{k} {v}" for k, v in sorted(by_registry.items())))
+    click.echo(
+        f"{settings.curated_path}: {len(table.rows)} rows; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(by_registry.items()))
+    )
     click.echo(f"quality gate: {gate.summary()}")
     for f in reconcile(table.rows, {}):
         click.echo(f"Table {f.table}, line {f.line}, {f.trial_id}: {f.kind}: {f.message}")

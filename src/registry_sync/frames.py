@@ -10,29 +10,65 @@ import pandas as pd
 from registry_sync.model import CuratedRow
 from registry_sync.reconcile import TrialState
 
-CURATED_COLUMNS = ("line", "table", "product", "cell_type", "indication", "sponsor", "trial_id",
-                   "phase", "nation", "start", "registry", "phases", "start_iso")
-RECORD_COLUMNS = ("registry", "trial_id", "status", "status_raw", "phases", "start",
-                  "primary_completion", "completion", "last_updated", "start_type",
-                  "lead_sponsor", "enrollment", "stale", "fetched_at", "source_url",
-                  "payload_sha256")
+CURATED_COLUMNS = (
+    "line",
+    "table",
+    "product",
+    "cell_type",
+    "indication",
+    "sponsor",
+    "trial_id",
+    "phase",
+    "nation",
+    "start",
+    "registry",
+    "phases",
+    "start_iso",
+)
+RECORD_COLUMNS = (
+    "registry",
+    "trial_id",
+    "status",
+    "status_raw",
+    "phases",
+    "start",
+    "primary_completion",
+    "completion",
+    "last_updated",
+    "start_type",
+    "lead_sponsor",
+    "enrollment",
+    "stale",
+    "fetched_at",
+    "source_url",
+    "payload_sha256",
+)
 
 
 def curated_row(row: CuratedRow) -> dict[str, Any]:
     """One curated row as flat columns: as printed, plus what we parsed of it."""
     return {
-        "line": row.line, "table": row.table, "row": row.row, "product": row.product,
-        "refs": row.refs, "cell_type": row.cell_type, "indication": row.indication,
-        "sponsor": row.sponsor, "trial_id": row.trial_id, "phase": row.phase,
-        "nation": row.nation, "start": row.start, "note": row.note, "registry": row.registry,
+        "line": row.line,
+        "table": row.table,
+        "row": row.row,
+        "product": row.product,
+        "refs": row.refs,
+        "cell_type": row.cell_type,
+        "indication": row.indication,
+        "sponsor": row.sponsor,
+        "trial_id": row.trial_id,
+        "phase": row.phase,
+        "nation": row.nation,
+        "start": row.start,
+        "note": row.note,
+        "registry": row.registry,
         "phases": "|".join(sorted(row.phases)) if row.phases is not None else None,
         "start_iso": row.start_date.iso() if row.start_date else None,
     }
 
 
 def curated_frame(rows: Sequence[CuratedRow]) -> pd.DataFrame:
-    return pd.DataFrame.from_records([curated_row(r) for r in rows],
-                                     columns=list(CURATED_COLUMNS))
+    return pd.DataFrame.from_records([curated_row(r) for r in rows], columns=list(CURATED_COLUMNS))
 
 
 def records_frame(states: Iterable[TrialState]) -> pd.DataFrame:
@@ -41,16 +77,26 @@ def records_frame(states: Iterable[TrialState]) -> pd.DataFrame:
         rec = s.record
         if rec is None:
             continue
-        records.append({
-            "registry": rec.registry, "trial_id": rec.trial_id, "status": rec.status,
-            "status_raw": rec.status_raw, "phases": "|".join(rec.phases),
-            "start": _iso(rec.start), "primary_completion": _iso(rec.primary_completion),
-            "completion": _iso(rec.completion), "last_updated": _iso(rec.last_updated),
-            "start_type": rec.start_type, "lead_sponsor": rec.lead_sponsor,
-            "enrollment": rec.enrollment, "stale": s.stale,
-            "fetched_at": s.fetched_at.isoformat() if s.fetched_at else None,
-            "source_url": s.source_url, "payload_sha256": s.payload_sha256,
-        })
+        records.append(
+            {
+                "registry": rec.registry,
+                "trial_id": rec.trial_id,
+                "status": rec.status,
+                "status_raw": rec.status_raw,
+                "phases": "|".join(rec.phases),
+                "start": _iso(rec.start),
+                "primary_completion": _iso(rec.primary_completion),
+                "completion": _iso(rec.completion),
+                "last_updated": _iso(rec.last_updated),
+                "start_type": rec.start_type,
+                "lead_sponsor": rec.lead_sponsor,
+                "enrollment": rec.enrollment,
+                "stale": s.stale,
+                "fetched_at": s.fetched_at.isoformat() if s.fetched_at else None,
+                "source_url": s.source_url,
+                "payload_sha256": s.payload_sha256,
+            }
+        )
     frame = pd.DataFrame.from_records(records, columns=list(RECORD_COLUMNS))
     frame["enrollment"] = frame["enrollment"].astype("Int64")
     frame["stale"] = frame["stale"].astype(bool)

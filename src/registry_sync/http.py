@@ -89,11 +89,11 @@ class Http:
             resp = self.session.get(url, params=params, timeout=timeout, headers={"Accept": accept})
             body = resp.content  # reads the whole body: a cut connection raises here
         except requests.Timeout as exc:
-            raise TransientFetchError(f"timed out: {url} ({exc})", url=url) from exc
+            raise TransientFetchError(f"timed out: {url} ({_reason(exc)})", url=url) from exc
         except requests.ConnectionError as exc:
-            raise TransientFetchError(f"cannot connect: {url} ({exc})", url=url) from exc
+            raise TransientFetchError(f"cannot connect: {url} ({_reason(exc)})", url=url) from exc
         except requests.RequestException as exc:
-            raise TransientFetchError(f"request failed: {url} ({exc})", url=url) from exc
+            raise TransientFetchError(f"request failed: {url} ({_reason(exc)})", url=url) from exc
         fetched_at = datetime.now(UTC)
         final_url = resp.url or url
         status = resp.status_code
@@ -129,6 +129,14 @@ class Http:
             self._last_request[host] = now + max(wait, 0.0)
         if wait > 0:
             self._sleep(wait)
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """A short cause: urllib3's innermost reason without its object repr or the query string."""
+    inner: object = exc.args[0] if exc.args else exc
+    inner = getattr(inner, "reason", inner)
+    text = str(inner).split(">: ", 1)[-1]
+    return f"{type(inner).__name__}: {text}"[:200]
 
 
 def _parse_retry_after(value: str | None) -> float | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -219,4 +220,4 @@ class Finding:
     evidence_url: str | None = None
     message: str = ""
     stale: bool = False
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    extra: dict[str, str] = dataclasses.field(default_factory=dict, compare=False, hash=False)

@@ -65,8 +65,9 @@ def fetch_registry(key: str, ids: Sequence[str], http: Http, base_url: str) -> l
     """Fetch one registry's trials. Raises RegistryDownError (transient) when every one failed."""
     outcomes = REGISTRIES[key].fetch(ids, http, base_url)
     if outcomes and all(o.outcome is Outcome.REGISTRY_DOWN for o in outcomes):
-        raise RegistryDownError(f"{REGISTRY_NAMES[key]} did not answer: {outcomes[0].detail}",
-                                outcomes)
+        raise RegistryDownError(
+            f"{REGISTRY_NAMES[key]} did not answer: {outcomes[0].detail}", outcomes
+        )
     return outcomes
 
 
@@ -87,8 +88,12 @@ class Steps:
     write_snapshot: Callable[..., Path] = snapshot.write_snapshot
 
 
-def run_pipeline(settings: Settings, request: RunRequest = RunRequest(),
-                 steps: Steps = Steps(), http: Http | None = None) -> RunResult:
+def run_pipeline(
+    settings: Settings,
+    request: RunRequest = RunRequest(),
+    steps: Steps = Steps(),
+    http: Http | None = None,
+) -> RunResult:
     """Run once, end to end. Per-trial problems never stop the run; they become outcomes."""
     with _registry_endpoints(settings, request) as (settings, covers):
         own_http = http is None
@@ -101,8 +106,9 @@ def run_pipeline(settings: Settings, request: RunRequest = RunRequest(),
 
 
 @contextlib.contextmanager
-def _registry_endpoints(settings: Settings, request: RunRequest
-                        ) -> Iterator[tuple[Settings, Callable[[str, str], bool] | None]]:
+def _registry_endpoints(
+    settings: Settings, request: RunRequest
+) -> Iterator[tuple[Settings, Callable[[str, str], bool] | None]]:
     """Live: the settings' base URLs. Replay: a loopback server over the recorded set."""
     if request.replay_dir is None:
         yield settings, None
@@ -113,17 +119,25 @@ def _registry_endpoints(settings: Settings, request: RunRequest
         yield settings.with_base_urls(server.base_urls()), server.covers
 
 
-def _run(settings: Settings, request: RunRequest, steps: Steps, http: Http,
-         covers: Callable[[str, str], bool] | None) -> RunResult:
+def _run(
+    settings: Settings,
+    request: RunRequest,
+    steps: Steps,
+    http: Http,
+    covers: Callable[[str, str], bool] | None,
+) -> RunResult:
     started = datetime.now(UTC)
     run_id = snapshot.new_run_id(started)
     table = steps.load_curated(settings.curated_path)
-    curated_report = steps.validate_curated(frames.curated_frame(table.rows),
-                                            settings.expectations_dir)
+    curated_report = steps.validate_curated(
+        frames.curated_frame(table.rows), settings.expectations_dir
+    )
     if not curated_report.success:
         raise ValidationFailed(
             f"{settings.curated_path}: the review's table failed its quality gate: "
-            f"{curated_report.summary()}", curated_report)
+            f"{curated_report.summary()}",
+            curated_report,
+        )
     rows = select_rows(table.rows, request)
     planned, by_registry = plan(rows)
     fetched, timestamps, payloads = _fetch_all(settings, steps, http, by_registry)
@@ -134,45 +148,68 @@ def _run(settings: Settings, request: RunRequest, steps: Steps, http: Http,
     states, carried_payloads = carry_forward(states, previous)
     payloads += carried_payloads
     findings = reconcile(rows, states)
-    records_report = steps.validate_records(frames.records_frame(states.values()),
-                                            settings.expectations_dir, started.date())
+    records_report = steps.validate_records(
+        frames.records_frame(states.values()), settings.expectations_dir, started.date()
+    )
     outcome_counts = Counter(s.outcome.value for s in states.values())
     partial = any(s.outcome is not Outcome.OK for s in states.values())
     meta = {
-        "started_at": started.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
-        "mode": request.mode, "package_version": __version__,
-        "curated_path": str(settings.curated_path), "curated_sha256": table.sha256,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "mode": request.mode,
+        "package_version": __version__,
+        "curated_path": str(settings.curated_path),
+        "curated_sha256": table.sha256,
         "request": {"registries": list(request.registries), "ids": list(request.ids)},
         "base_urls": {k: settings.base_url(k) for k in by_registry},
-        "data_timestamps": timestamps, "partial": partial,
-        "counts": {"rows": len(rows), "trials": len(states), "outcomes": dict(outcome_counts),
-                   "findings": dict(Counter(f.kind for f in findings))},
+        "data_timestamps": timestamps,
+        "partial": partial,
+        "counts": {
+            "rows": len(rows),
+            "trials": len(states),
+            "outcomes": dict(outcome_counts),
+            "findings": dict(Counter(f.kind for f in findings)),
+        },
         "requests_sent": http.requests_sent,
     }
     validation = {"curated": curated_report.to_dict(), "records": records_report.to_dict()}
     data = snapshot.SnapshotData(
-        run_id=run_id, meta=meta, curated=rows, states=list(states.values()),
-        findings=findings, payloads=payloads,
+        run_id=run_id,
+        meta=meta,
+        curated=rows,
+        states=list(states.values()),
+        findings=findings,
+        payloads=payloads,
         parser_versions={k: r.parser_version for k, r in REGISTRIES.items()},
-        validation=validation)
+        validation=validation,
+    )
     path = steps.write_snapshot(settings.snapshots_dir, data, accepted=records_report.success)
     report_paths, markdown = report.write_reports(path, settings.reports_dir)
-    return RunResult(run_id=run_id, snapshot_path=path, accepted=records_report.success,
-                     partial=partial, outcomes=dict(outcome_counts),
-                     findings=dict(Counter(f.kind for f in findings)),
-                     report_paths=report_paths, validation=validation,
-                     report_markdown=markdown)
+    return RunResult(
+        run_id=run_id,
+        snapshot_path=path,
+        accepted=records_report.success,
+        partial=partial,
+        outcomes=dict(outcome_counts),
+        findings=dict(Counter(f.kind for f in findings)),
+        report_paths=report_paths,
+        validation=validation,
+        report_markdown=markdown,
+    )
 
 
 def select_rows(rows: Sequence[CuratedRow], request: RunRequest) -> list[CuratedRow]:
     """The rows an ad-hoc run asks for (all by default). Unknown keys or IDs are errors."""
     unknown = set(request.registries) - set(REGISTRY_NAMES)
     if unknown:
-        raise ValueError(f"unknown registry key(s): {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(REGISTRY_NAMES)}")
+        raise ValueError(
+            f"unknown registry key(s): {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(REGISTRY_NAMES)}"
+        )
     wanted_ids = {normalize_id(i) for i in request.ids}
     selected = [
-        r for r in rows
+        r
+        for r in rows
         if (not request.registries or r.registry in request.registries)
         and (not wanted_ids or normalize_id(r.trial_id) in wanted_ids)
     ]
@@ -191,18 +228,27 @@ def plan(rows: Sequence[CuratedRow]) -> tuple[dict[str, TrialState], dict[str, l
         if tid in decided or tid in by_registry.get(row.registry or "", []):
             continue
         if row.registry is None:
-            decided[tid] = TrialState(None, tid, Outcome.ID_MALFORMED,
-                                      f"{row.trial_id!r} matches no registry's ID pattern")
+            decided[tid] = TrialState(
+                None,
+                tid,
+                Outcome.ID_MALFORMED,
+                f"{row.trial_id!r} matches no registry's ID pattern",
+            )
         elif row.registry not in REGISTRIES:
-            decided[tid] = TrialState(row.registry, tid, Outcome.UNSUPPORTED,
-                                      f"no {REGISTRY_NAMES[row.registry]} adapter yet")
+            decided[tid] = TrialState(
+                row.registry,
+                tid,
+                Outcome.UNSUPPORTED,
+                f"no {REGISTRY_NAMES[row.registry]} adapter yet",
+            )
         else:
             by_registry[row.registry].append(tid)
     return decided, dict(by_registry)
 
 
-def _fetch_all(settings: Settings, steps: Steps, http: Http, by_registry: dict[str, list[str]]
-               ) -> tuple[dict[str, TrialState], dict[str, str | None], list[RawPayload]]:
+def _fetch_all(
+    settings: Settings, steps: Steps, http: Http, by_registry: dict[str, list[str]]
+) -> tuple[dict[str, TrialState], dict[str, str | None], list[RawPayload]]:
     states: dict[str, TrialState] = {}
     timestamps: dict[str, str | None] = {}
     payloads: list[RawPayload] = []
@@ -212,7 +258,8 @@ def _fetch_all(settings: Settings, steps: Steps, http: Http, by_registry: dict[s
             outcomes = steps.fetch_registry(key, ids, http, base)
         except RegistryDownError as exc:
             outcomes = exc.outcomes
-        timestamps[key] = steps.fetch_data_timestamp(key, http, base)
+        down = all(o.outcome is Outcome.REGISTRY_DOWN for o in outcomes)
+        timestamps[key] = None if down else steps.fetch_data_timestamp(key, http, base)
         for o in outcomes:
             states[o.trial_id] = parse_outcome(o)
             if states[o.trial_id].outcome is Outcome.OK and o.payload is not None:
@@ -227,21 +274,38 @@ def parse_outcome(o: FetchOutcome) -> TrialState:
     try:
         record = REGISTRIES[o.registry].parse(o.payload)
     except ParseError as exc:
-        return TrialState(o.registry, o.trial_id, Outcome.PARSE_ERROR, str(exc),
-                          source_url=o.payload.url, payload_sha256=o.payload.sha256)
-    return TrialState(o.registry, o.trial_id, Outcome.OK, o.detail, record=record,
-                      fetched_at=o.payload.fetched_at, source_url=o.payload.url,
-                      payload_sha256=o.payload.sha256)
+        return TrialState(
+            o.registry,
+            o.trial_id,
+            Outcome.PARSE_ERROR,
+            str(exc),
+            source_url=o.payload.url,
+            payload_sha256=o.payload.sha256,
+        )
+    return TrialState(
+        o.registry,
+        o.trial_id,
+        Outcome.OK,
+        o.detail,
+        record=record,
+        fetched_at=o.payload.fetched_at,
+        source_url=o.payload.url,
+        payload_sha256=o.payload.sha256,
+    )
 
 
-def mark_not_in_replay(states: dict[str, TrialState], covers: Callable[[str, str], bool]
-                       ) -> dict[str, TrialState]:
+def mark_not_in_replay(
+    states: dict[str, TrialState], covers: Callable[[str, str], bool]
+) -> dict[str, TrialState]:
     """In a replay, an ID the recorded set lacks is missing from the set, not the registry."""
     out = {}
     for tid, s in states.items():
         if s.outcome is Outcome.NOT_FOUND and s.registry and not covers(s.registry, tid):
-            s = replace(s, outcome=Outcome.NOT_IN_REPLAY,
-                        detail="the replay set holds no recorded payload for this ID")
+            s = replace(
+                s,
+                outcome=Outcome.NOT_IN_REPLAY,
+                detail="the replay set holds no recorded payload for this ID",
+            )
         out[tid] = s
     return out
 
@@ -249,8 +313,9 @@ def mark_not_in_replay(states: dict[str, TrialState], covers: Callable[[str, str
 CARRY_FORWARD = frozenset({Outcome.REGISTRY_DOWN, Outcome.BLOCKED, Outcome.PARSE_ERROR})
 
 
-def carry_forward(states: dict[str, TrialState], previous: Path | None
-                  ) -> tuple[dict[str, TrialState], list[RawPayload]]:
+def carry_forward(
+    states: dict[str, TrialState], previous: Path | None
+) -> tuple[dict[str, TrialState], list[RawPayload]]:
     """Trials not refreshed keep their last good values, re-parsed and marked stale.
 
     Returns the new states and the payloads carried with them, so each snapshot stands alone.
@@ -270,11 +335,16 @@ def carry_forward(states: dict[str, TrialState], previous: Path | None
         except ParseError:
             continue
         s = states[tid]
-        out[tid] = replace(s, record=record, stale=True, carried_from=old.run_id,
-                           fetched_at=old.payload.fetched_at, source_url=old.payload.url,
-                           payload_sha256=old.payload.sha256,
-                           detail=f"{s.detail}; last good values from run {old.run_id} kept, "
-                                  f"marked stale")
+        out[tid] = replace(
+            s,
+            record=record,
+            stale=True,
+            carried_from=old.run_id,
+            fetched_at=old.payload.fetched_at,
+            source_url=old.payload.url,
+            payload_sha256=old.payload.sha256,
+            detail=f"{s.detail}; last good values from run {old.run_id} kept, marked stale",
+        )
         payloads.append(old.payload)
     return out, payloads
 

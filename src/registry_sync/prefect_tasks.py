@@ -8,13 +8,17 @@ CLI run does. Imported only by the flows, so the CLI never pays for importing Pr
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from registry_sync import pipeline
 from registry_sync.errors import TransientFetchError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 FETCH_RETRIES = 2
 FETCH_RETRY_DELAY_S = 60
@@ -26,24 +30,30 @@ def is_transient_failure(task_: Any, task_run: Any, state: Any) -> bool:
     return isinstance(exc, TransientFetchError)
 
 
+def _plain_task(fn: Callable[P, R], name: str) -> Callable[P, R]:
+    """A task that only names and observes one call: no caching, no persisted result."""
+    return task(name=name, cache_policy=NO_CACHE, persist_result=False)(fn)
+
+
 def prefect_steps(fetch_retry_delay_s: float = FETCH_RETRY_DELAY_S) -> pipeline.Steps:
     """`pipeline.Steps` whose calls run as Prefect tasks inside the calling flow."""
     base = pipeline.Steps()
-    plain = {"cache_policy": NO_CACHE, "persist_result": False}
+    fetch = task(
+        name="fetch-registry",
+        retries=FETCH_RETRIES,
+        retry_delay_seconds=fetch_retry_delay_s,
+        retry_condition_fn=is_transient_failure,
+        task_run_name="fetch-{key}",
+        cache_policy=NO_CACHE,
+        persist_result=False,
+    )(base.fetch_registry)
     return pipeline.Steps(
-        load_curated=task(name="load-curated", **plain)(base.load_curated),
-        validate_curated=task(name="validate-curated", **plain)(base.validate_curated),
-        fetch_registry=task(
-            name="fetch-registry",
-            retries=FETCH_RETRIES,
-            retry_delay_seconds=fetch_retry_delay_s,
-            retry_condition_fn=is_transient_failure,
-            task_run_name="fetch-{key}",
-            **plain,
-        )(base.fetch_registry),
-        fetch_data_timestamp=task(name="fetch-data-timestamp", **plain)(base.fetch_data_timestamp),
-        validate_records=task(name="validate-records", **plain)(base.validate_records),
-        write_snapshot=task(name="write-snapshot", **plain)(base.write_snapshot),
+        load_curated=_plain_task(base.load_curated, "load-curated"),
+        validate_curated=_plain_task(base.validate_curated, "validate-curated"),
+        fetch_registry=fetch,
+        fetch_data_timestamp=_plain_task(base.fetch_data_timestamp, "fetch-data-timestamp"),
+        validate_records=_plain_task(base.validate_records, "validate-records"),
+        write_snapshot=_plain_task(base.write_snapshot, "write-snapshot"),
     )
 
 
@@ -59,8 +69,9 @@ def publish_report(result: pipeline.RunResult) -> None:
     )
 
 
-def run_in_flow(request: pipeline.RunRequest, data_dir: str | None,
-                fetch_retry_delay_s: float) -> dict[str, Any]:
+def run_in_flow(
+    request: pipeline.RunRequest, data_dir: str | None, fetch_retry_delay_s: float
+) -> dict[str, Any]:
     """What every flow does: run the pipeline with task-wrapped steps, publish, summarize."""
     from pathlib import Path
 
@@ -69,10 +80,17 @@ def run_in_flow(request: pipeline.RunRequest, data_dir: str | None,
     settings = Settings.from_env(**({"data_dir": Path(data_dir)} if data_dir else {}))
     result = pipeline.run_pipeline(settings, request, steps=prefect_steps(fetch_retry_delay_s))
     publish_report(result)
-    print(f"run {result.run_id} ({request.mode}): "
-          f"{'PARTIAL' if result.partial else 'complete'}; outcomes {result.outcomes}; "
-          f"snapshot {result.snapshot_path}")
-    return {"run_id": result.run_id, "snapshot": str(result.snapshot_path),
-            "report": str(result.report_paths["md"]), "partial": result.partial,
-            "accepted": result.accepted, "outcomes": result.outcomes,
-            "findings": result.findings}
+    print(
+        f"run {result.run_id} ({request.mode}): "
+        f"{'PARTIAL' if result.partial else 'complete'}; outcomes {result.outcomes}; "
+        f"snapshot {result.snapshot_path}"
+    )
+    return {
+        "run_id": result.run_id,
+        "snapshot": str(result.snapshot_path),
+        "report": str(result.report_paths["md"]),
+        "partial": result.partial,
+        "accepted": result.accepted,
+        "outcomes": result.outcomes,
+        "findings": result.findings,
+    }

@@ -30,9 +30,30 @@ PHASE_EQUIVALENTS = {"EARLY_PHASE1": "PHASE1"}
 # Words that carry no identity in a sponsor name.
 SPONSOR_STOPWORDS = frozenset(
     {
-        "inc", "incorporated", "ltd", "limited", "co", "corp", "corporation", "company",
-        "llc", "gmbh", "kk", "pty", "plc", "sa", "ag", "the", "of", "and", "for", "de",
-        "du", "la", "le", "et",
+        "inc",
+        "incorporated",
+        "ltd",
+        "limited",
+        "co",
+        "corp",
+        "corporation",
+        "company",
+        "llc",
+        "gmbh",
+        "kk",
+        "pty",
+        "plc",
+        "sa",
+        "ag",
+        "the",
+        "of",
+        "and",
+        "for",
+        "de",
+        "du",
+        "la",
+        "le",
+        "et",
     }
 )
 
@@ -67,8 +88,17 @@ def _row_findings(row: CuratedRow, state: TrialState | None) -> list[Finding]:
     if state is None or row.registry is None:
         return out
     if state.outcome is Outcome.NOT_FOUND:
-        out.append(_finding(row, "trial_id", "not_found", Severity.ERROR, row.trial_id, None,
-                            f"{row.trial_id} is not in the registry: {state.detail}"))
+        out.append(
+            _finding(
+                row,
+                "trial_id",
+                "not_found",
+                Severity.ERROR,
+                row.trial_id,
+                None,
+                f"{row.trial_id} is not in the registry: {state.detail}",
+            )
+        )
         return out
     if state.record is None:
         return out
@@ -81,8 +111,15 @@ def _row_findings(row: CuratedRow, state: TrialState | None) -> list[Finding]:
     )
     out.extend(f for f in checks if f is not None)
     out.extend(
-        _finding(row, u.field, "unmapped_value", Severity.WARNING, None, u.raw,
-                 f"registry value {u.raw!r} for {u.field} is not in our vocabulary")
+        _finding(
+            row,
+            u.field,
+            "unmapped_value",
+            Severity.WARNING,
+            None,
+            u.raw,
+            f"registry value {u.raw!r} for {u.field} is not in our vocabulary",
+        )
         for u in rec.unmapped
     )
     return [_with_record(f, rec, state) for f in out]
@@ -92,16 +129,40 @@ def _table_findings(row: CuratedRow) -> Iterable[Finding]:
     """Problems visible in the review's table alone."""
     if row.registry is None:
         claimed = claimed_registry(row.trial_id)
-        hint = f"looks like a {REGISTRY_NAMES[claimed]} ID but does not match its pattern" if claimed else (
-            "matches no known registry's ID pattern")
-        yield _finding(row, "trial_id", "id_malformed", Severity.ERROR, row.trial_id, None,
-                       f"printed ID {row.trial_id!r} {hint}")
+        hint = (
+            f"looks like a {REGISTRY_NAMES[claimed]} ID but does not match its pattern"
+            if claimed
+            else ("matches no known registry's ID pattern")
+        )
+        yield _finding(
+            row,
+            "trial_id",
+            "id_malformed",
+            Severity.ERROR,
+            row.trial_id,
+            None,
+            f"printed ID {row.trial_id!r} {hint}",
+        )
     if row.phases is None:
-        yield _finding(row, "phase", "phase_unparsed", Severity.WARNING, row.phase, None,
-                       f"printed phase {row.phase!r} is not a trial phase")
+        yield _finding(
+            row,
+            "phase",
+            "phase_unparsed",
+            Severity.WARNING,
+            row.phase,
+            None,
+            f"printed phase {row.phase!r} is not a trial phase",
+        )
     if row.start_date is None:
-        yield _finding(row, "start", "start_unparsed", Severity.WARNING, row.start, None,
-                       f"printed start {row.start!r} is not a date")
+        yield _finding(
+            row,
+            "start",
+            "start_unparsed",
+            Severity.WARNING,
+            row.start,
+            None,
+            f"printed start {row.start!r} is not a date",
+        )
 
 
 def find_duplicate_ids(rows: Sequence[CuratedRow]) -> list[Finding]:
@@ -114,10 +175,20 @@ def find_duplicate_ids(rows: Sequence[CuratedRow]) -> list[Finding]:
         if len({r.product for r in group}) < 2:
             continue
         for row in group:
-            others = "; ".join(f"Table {o.table} {o.product} (line {o.line})"
-                               for o in group if o is not row)
-            out.append(_finding(row, "trial_id", "duplicate_id", Severity.WARNING, row.product,
-                                None, f"{trial_id} is also printed for {others}"))
+            others = "; ".join(
+                f"Table {o.table} {o.product} (line {o.line})" for o in group if o is not row
+            )
+            out.append(
+                _finding(
+                    row,
+                    "trial_id",
+                    "duplicate_id",
+                    Severity.WARNING,
+                    row.product,
+                    None,
+                    f"{trial_id} is also printed for {others}",
+                )
+            )
     return out
 
 
@@ -139,8 +210,15 @@ def _phase_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
     if registry_phases == review_phases:
         return None
     shown = "/".join(rec.phases) if rec.phases else "(no phase)"
-    return _finding(row, "phase", "phase_mismatch", Severity.WARNING, row.phase, shown,
-                    f"review says Phase {row.phase}; registry says {shown}")
+    return _finding(
+        row,
+        "phase",
+        "phase_mismatch",
+        Severity.WARNING,
+        row.phase,
+        shown,
+        f"review says Phase {row.phase}; registry says {shown}",
+    )
 
 
 def _start_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
@@ -149,8 +227,15 @@ def _start_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
     if row.start_date.agrees_with(rec.start):
         return None
     shown = rec.start.iso() + (f" ({rec.start_type.lower()})" if rec.start_type else "")
-    return _finding(row, "start", "start_mismatch", Severity.WARNING, row.start, shown,
-                    f"review says start {row.start}; registry says {shown}")
+    return _finding(
+        row,
+        "start",
+        "start_mismatch",
+        Severity.WARNING,
+        row.start,
+        shown,
+        f"review says start {row.start}; registry says {shown}",
+    )
 
 
 def _sponsor_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
@@ -158,8 +243,15 @@ def _sponsor_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
     if not candidates or not row.sponsor.strip() or sponsor_matches(row.sponsor, candidates):
         return None
     shown = rec.lead_sponsor or candidates[0]
-    return _finding(row, "sponsor", "sponsor_mismatch", Severity.INFO, row.sponsor, shown,
-                    f"review says sponsor {row.sponsor}; registry lead sponsor is {shown}")
+    return _finding(
+        row,
+        "sponsor",
+        "sponsor_mismatch",
+        Severity.INFO,
+        row.sponsor,
+        shown,
+        f"review says sponsor {row.sponsor}; registry lead sponsor is {shown}",
+    )
 
 
 def sponsor_matches(review: str, candidates: Sequence[str]) -> bool:
@@ -191,11 +283,26 @@ def _acronym(text: str) -> str:
     return "".join(t[0] for t in tokens if t not in SPONSOR_STOPWORDS)
 
 
-def _finding(row: CuratedRow, field: str, kind: str, severity: Severity,
-             review_value: str | None, registry_value: str | None, message: str) -> Finding:
-    return Finding(table=row.table, line=row.line, trial_id=row.trial_id, field=field, kind=kind,
-                   severity=severity, review_value=review_value, registry_value=registry_value,
-                   message=message)
+def _finding(
+    row: CuratedRow,
+    field: str,
+    kind: str,
+    severity: Severity,
+    review_value: str | None,
+    registry_value: str | None,
+    message: str,
+) -> Finding:
+    return Finding(
+        table=row.table,
+        line=row.line,
+        trial_id=row.trial_id,
+        field=field,
+        kind=kind,
+        severity=severity,
+        review_value=review_value,
+        registry_value=registry_value,
+        message=message,
+    )
 
 
 def _with_record(finding: Finding, rec: RegistryRecord, state: TrialState) -> Finding:
@@ -204,5 +311,11 @@ def _with_record(finding: Finding, rec: RegistryRecord, state: TrialState) -> Fi
         extra["last_updated"] = rec.last_updated.iso()
     if state.stale and state.fetched_at is not None:
         extra["stale_since"] = state.fetched_at.isoformat()
-    return Finding(**{**finding.__dict__, "evidence_url": rec.evidence_url,
-                      "stale": state.stale, "extra": extra})
+    return Finding(
+        **{
+            **finding.__dict__,
+            "evidence_url": rec.evidence_url,
+            "stale": state.stale,
+            "extra": extra,
+        }
+    )

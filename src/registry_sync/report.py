@@ -38,7 +38,7 @@ def load_content(path: Path) -> ReportContent:
     try:
         meta = {r["key"]: json.loads(r["value"]) for r in db["_meta"].rows}
         curated = {r["line"]: r for r in db["curated"].rows}
-        findings = list(db["findings"].rows_where(order_by="\"table\", line, id"))
+        findings = list(db["findings"].rows_where(order_by='"table", line, id'))
         outcomes = {r["trial_id"]: r for r in db["outcomes"].rows}
         records = {r["trial_id"]: r for r in db["records"].rows}
     finally:
@@ -98,8 +98,11 @@ def render_json(content: ReportContent) -> str:
 
 def _finding_doc(content: ReportContent, f: Mapping[str, Any]) -> dict[str, Any]:
     row = content.curated.get(f["line"], {})
-    return {**{k: f[k] for k in f if k != "id"}, "product": row.get("product"),
-            "row": row.get("row")}
+    return {
+        **{k: f[k] for k in f if k != "id"},
+        "product": row.get("product"),
+        "row": row.get("row"),
+    }
 
 
 def _unchecked(content: ReportContent) -> list[dict[str, Any]]:
@@ -111,9 +114,16 @@ def _unchecked(content: ReportContent) -> list[dict[str, Any]]:
         if o["outcome"] == "ok":
             continue
         where = rows_by_id.get(tid, [])
-        out.append({"trial_id": tid, "registry": o["registry"], "outcome": o["outcome"],
-                    "detail": o["detail"], "stale_values_kept": bool(o.get("stale")),
-                    "rows": [{"table": r["table"], "product": r["product"]} for r in where]})
+        out.append(
+            {
+                "trial_id": tid,
+                "registry": o["registry"],
+                "outcome": o["outcome"],
+                "detail": o["detail"],
+                "stale_values_kept": bool(o.get("stale")),
+                "rows": [{"table": r["table"], "product": r["product"]} for r in where],
+            }
+        )
     return out
 
 
@@ -121,10 +131,13 @@ def render_markdown(content: ReportContent) -> str:
     s = summary(content)
     lines = [f"# Drift report: {content.meta.get('curated_path', 'review')}", ""]
     lines += _header(content, s)
-    lines += _section(content, "Where the review differs from the registry", DRIFT_KINDS,
-                      "No differences found in the trials that could be checked.")
-    lines += _section(content, "Problems in the review's own table", REVIEW_KINDS,
-                      "None.")
+    lines += _section(
+        content,
+        "Where the review differs from the registry",
+        DRIFT_KINDS,
+        "No differences found in the trials that could be checked.",
+    )
+    lines += _section(content, "Problems in the review's own table", REVIEW_KINDS, "None.")
     lines += _unmapped_section(content)
     lines += _status_section(content)
     lines += _unchecked_section(content)
@@ -134,8 +147,14 @@ def render_markdown(content: ReportContent) -> str:
 def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
     state = "PARTIAL" if s["partial"] else "complete"
     gate = "accepted" if s["accepted"] else "REJECTED by the quality gate"
-    stamps = ", ".join(f"{REGISTRY_NAMES.get(k, k)} data as of {v}"
-                       for k, v in s["data_timestamps"].items() if v) or "not reported"
+    stamps = (
+        ", ".join(
+            f"{REGISTRY_NAMES.get(k, k)} data as of {v}"
+            for k, v in s["data_timestamps"].items()
+            if v
+        )
+        or "not reported"
+    )
     outcomes = ", ".join(f"{k} {v}" for k, v in s["outcomes"].items())
     kinds = ", ".join(f"{k} {v}" for k, v in s["findings"].items()) or "none"
     return [
@@ -172,7 +191,7 @@ def _locate(content: ReportContent, f: Mapping[str, Any]) -> str:
 
 
 def _describe(f: Mapping[str, Any]) -> str:
-    text = f["message"]
+    text = str(f["message"])
     if f.get("last_updated"):
         text += f" (last updated {f['last_updated']})"
     if f.get("stale"):
@@ -195,14 +214,20 @@ def _status_section(content: ReportContent) -> list[str]:
     chosen = [f for f in content.findings if f["kind"] == "status"]
     if not chosen:
         return []
-    lines = ["## Current registry status (the review prints none)", "",
-             "| Table | Product | Trial | Status | Last updated |", "|---|---|---|---|---|"]
+    lines = [
+        "## Current registry status (the review prints none)",
+        "",
+        "| Table | Product | Trial | Status | Last updated |",
+        "|---|---|---|---|---|",
+    ]
     for f in chosen:
         row = content.curated.get(f["line"], {})
         flag = " ⚠" if f["severity"] == "warning" else ""
         stale = " (stale)" if f.get("stale") else ""
-        lines.append(f"| {f['table']} | {row.get('product', '?')} | {f['trial_id']} | "
-                     f"{f['registry_value']}{flag}{stale} | {f.get('last_updated') or ''} |")
+        lines.append(
+            f"| {f['table']} | {row.get('product', '?')} | {f['trial_id']} | "
+            f"{f['registry_value']}{flag}{stale} | {f.get('last_updated') or ''} |"
+        )
     return [*lines, ""]
 
 

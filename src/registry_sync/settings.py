@@ -71,7 +71,7 @@ class Settings:
         return replace(self, base_urls={**self.base_urls, **overrides})
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: object) -> Settings:
         """Defaults, then REGISTRY_SYNC_* variables, then explicit keyword overrides."""
         env = os.environ if env is None else env
         base_urls = dict(DEFAULT_BASE_URLS)

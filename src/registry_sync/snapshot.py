@@ -94,24 +94,41 @@ def _fill(db: sqlite_utils.Database, data: SnapshotData, accepted: bool) -> None
         "validation": data.validation,
     }
     with db.conn:
-        db["_meta"].insert_all(
-            ({"key": k, "value": json.dumps(v, default=str, ensure_ascii=False)}
-             for k, v in meta.items()), pk="key")
-        db["curated"].insert_all((curated_row(r) for r in data.curated), pk="line")
-        db["records"].insert_all(
+        db.table("_meta").insert_all(
+            (
+                {"key": k, "value": json.dumps(v, default=str, ensure_ascii=False)}
+                for k, v in meta.items()
+            ),
+            pk="key",
+        )
+        db.table("curated").insert_all((curated_row(r) for r in data.curated), pk="line")
+        db.table("records").insert_all(
             (record_row(s, data.parser_versions) for s in data.states if s.record is not None),
-            pk=("registry", "trial_id"))
-        db["outcomes"].insert_all((outcome_row(s) for s in data.states), pk="trial_id")
-        db["findings"].insert_all(
-            (finding_row(i, f) for i, f in enumerate(data.findings, 1)), pk="id")
-        db["payloads"].insert_all(
-            ({"sha256": p.sha256, "registry": p.registry, "trial_id": p.trial_id, "url": p.url,
-              "fetched_at": p.fetched_at.isoformat(), "content_type": p.content_type,
-              "container_sha256": p.container_sha256, "body": p.body}
-             for p in _unique_payloads(data.payloads)), pk="sha256")
+            pk=("registry", "trial_id"),
+        )
+        db.table("outcomes").insert_all((outcome_row(s) for s in data.states), pk="trial_id")
+        db.table("findings").insert_all(
+            (finding_row(i, f) for i, f in enumerate(data.findings, 1)), pk="id"
+        )
+        db.table("payloads").insert_all(
+            (
+                {
+                    "sha256": p.sha256,
+                    "registry": p.registry,
+                    "trial_id": p.trial_id,
+                    "url": p.url,
+                    "fetched_at": p.fetched_at.isoformat(),
+                    "content_type": p.content_type,
+                    "container_sha256": p.container_sha256,
+                    "body": p.body,
+                }
+                for p in _unique_payloads(data.payloads)
+            ),
+            pk="sha256",
+        )
     for table in ("curated", "records", "outcomes", "findings", "payloads"):
-        if not db[table].exists():  # an empty run still has every table
-            db[table].create(EMPTY_SCHEMAS[table], pk=EMPTY_PKS[table])
+        if not db.table(table).exists():  # an empty run still has every table
+            db.table(table).create(EMPTY_SCHEMAS[table], pk=EMPTY_PKS[table])
     db.close()
 
 
@@ -157,32 +174,79 @@ def content_hash(normalized: Mapping[str, Any]) -> str:
 
 
 def outcome_row(state: TrialState) -> dict[str, Any]:
-    return {"trial_id": state.trial_id, "registry": state.registry,
-            "outcome": state.outcome.value, "detail": state.detail, "url": state.source_url,
-            "stale": state.stale, "carried_from": state.carried_from}
+    return {
+        "trial_id": state.trial_id,
+        "registry": state.registry,
+        "outcome": state.outcome.value,
+        "detail": state.detail,
+        "url": state.source_url,
+        "stale": state.stale,
+        "carried_from": state.carried_from,
+    }
 
 
 def finding_row(index: int, f: Finding) -> dict[str, Any]:
-    return {"id": index, "table": f.table, "line": f.line, "trial_id": f.trial_id,
-            "field": f.field, "kind": f.kind, "severity": f.severity.value,
-            "review_value": f.review_value, "registry_value": f.registry_value,
-            "evidence_url": f.evidence_url, "message": f.message, "stale": f.stale,
-            "last_updated": f.extra.get("last_updated"),
-            "stale_since": f.extra.get("stale_since")}
+    return {
+        "id": index,
+        "table": f.table,
+        "line": f.line,
+        "trial_id": f.trial_id,
+        "field": f.field,
+        "kind": f.kind,
+        "severity": f.severity.value,
+        "review_value": f.review_value,
+        "registry_value": f.registry_value,
+        "evidence_url": f.evidence_url,
+        "message": f.message,
+        "stale": f.stale,
+        "last_updated": f.extra.get("last_updated"),
+        "stale_since": f.extra.get("stale_since"),
+    }
 
 
-EMPTY_PKS: dict[str, Any] = {"curated": "line", "records": ("registry", "trial_id"),
-                             "outcomes": "trial_id", "findings": "id", "payloads": "sha256"}
+EMPTY_PKS: dict[str, Any] = {
+    "curated": "line",
+    "records": ("registry", "trial_id"),
+    "outcomes": "trial_id",
+    "findings": "id",
+    "payloads": "sha256",
+}
 EMPTY_SCHEMAS: dict[str, dict[str, type]] = {
     "curated": {"line": int, "table": int, "trial_id": str},
-    "records": {"registry": str, "trial_id": str, "content_hash": str, "source_url": str,
-                "fetched_at": str, "payload_sha256": str, "stale": int},
-    "outcomes": {"trial_id": str, "registry": str, "outcome": str, "detail": str, "url": str,
-                 "stale": int, "carried_from": str},
-    "findings": {"id": int, "table": int, "line": int, "trial_id": str, "field": str,
-                 "kind": str, "severity": str, "review_value": str, "registry_value": str,
-                 "evidence_url": str, "message": str, "stale": int, "last_updated": str,
-                 "stale_since": str},
+    "records": {
+        "registry": str,
+        "trial_id": str,
+        "content_hash": str,
+        "source_url": str,
+        "fetched_at": str,
+        "payload_sha256": str,
+        "stale": int,
+    },
+    "outcomes": {
+        "trial_id": str,
+        "registry": str,
+        "outcome": str,
+        "detail": str,
+        "url": str,
+        "stale": int,
+        "carried_from": str,
+    },
+    "findings": {
+        "id": int,
+        "table": int,
+        "line": int,
+        "trial_id": str,
+        "field": str,
+        "kind": str,
+        "severity": str,
+        "review_value": str,
+        "registry_value": str,
+        "evidence_url": str,
+        "message": str,
+        "stale": int,
+        "last_updated": str,
+        "stale_since": str,
+    },
     "payloads": {"sha256": str, "body": bytes},
 }
 
@@ -232,10 +296,17 @@ def list_snapshots(store: Path, *, include_rejected: bool = True) -> list[Snapsh
     infos = []
     for path in paths:
         meta = read_meta(path)
-        infos.append(SnapshotInfo(
-            path=path, run_id=str(meta.get("run_id")), mode=str(meta.get("mode", "live")),
-            accepted=bool(meta.get("accepted")), started_at=str(meta.get("started_at")),
-            partial=bool(meta.get("partial")), counts=meta.get("counts", {})))
+        infos.append(
+            SnapshotInfo(
+                path=path,
+                run_id=str(meta.get("run_id")),
+                mode=str(meta.get("mode", "live")),
+                accepted=bool(meta.get("accepted")),
+                started_at=str(meta.get("started_at")),
+                partial=bool(meta.get("partial")),
+                counts=meta.get("counts", {}),
+            )
+        )
     return sorted(infos, key=lambda i: i.run_id)
 
 
@@ -258,17 +329,27 @@ def load_records(path: Path) -> dict[str, StoredRecord]:
     """Records of a snapshot keyed by trial ID, each with its payload bytes when kept."""
     db = open_snapshot(path)
     try:
-        run_id = json.loads(db["_meta"].get("run_id")["value"])
+        run_id = json.loads(db.table("_meta").get("run_id")["value"])
         payloads = {r["sha256"]: r for r in db["payloads"].rows}
         out = {}
         for row in db["records"].rows:
             p = payloads.get(row["payload_sha256"])
-            payload = None if p is None else RawPayload(
-                registry=p["registry"], trial_id=p["trial_id"], url=p["url"],
-                fetched_at=datetime.fromisoformat(p["fetched_at"]), body=p["body"],
-                content_type=p["content_type"], container_sha256=p["container_sha256"])
-            out[row["trial_id"]] = StoredRecord(run_id=row.get("carried_from") or run_id,
-                                                row=row, payload=payload)
+            payload = (
+                None
+                if p is None
+                else RawPayload(
+                    registry=p["registry"],
+                    trial_id=p["trial_id"],
+                    url=p["url"],
+                    fetched_at=datetime.fromisoformat(p["fetched_at"]),
+                    body=p["body"],
+                    content_type=p["content_type"],
+                    container_sha256=p["container_sha256"],
+                )
+            )
+            out[row["trial_id"]] = StoredRecord(
+                run_id=row.get("carried_from") or run_id, row=row, payload=payload
+            )
         return out
     finally:
         db.close()

@@ -30,4 +30,3 @@ class Registry:
     fetch: FetchFn
     parse: ParseFn
     data_timestamp: DataTimestampFn | None = None
-
