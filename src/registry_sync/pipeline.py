@@ -127,17 +127,7 @@ def _run(
     covers: Callable[[str, str], bool] | None,
 ) -> RunResult:
     started = datetime.now(UTC)
-    run_id = snapshot.new_run_id(started)
-    table = steps.load_curated(settings.curated_path)
-    curated_report = steps.validate_curated(
-        frames.curated_frame(table.rows), settings.expectations_dir
-    )
-    if not curated_report.success:
-        raise ValidationFailed(
-            f"{settings.curated_path}: the review's table failed its quality gate: "
-            f"{curated_report.summary()}",
-            curated_report,
-        )
+    table, curated_report = _load_and_gate(settings, steps)
     rows = select_rows(table.rows, request)
     planned, by_registry = plan(rows)
     fetched, timestamps, payloads = _fetch_all(settings, steps, http, by_registry)
@@ -146,12 +136,12 @@ def _run(
         states = mark_not_in_replay(states, covers)
     previous = snapshot.latest_of_mode(settings.snapshots_dir, request.mode)
     states, carried_payloads = carry_forward(states, previous)
-    payloads += carried_payloads
     findings = reconcile(rows, states)
     records_report = steps.validate_records(
         frames.records_frame(states.values()), settings.expectations_dir, started.date()
     )
-    outcome_counts = Counter(s.outcome.value for s in states.values())
+    outcomes = dict(Counter(s.outcome.value for s in states.values()))
+    kinds = dict(Counter(f.kind for f in findings))
     partial = any(s.outcome is not Outcome.OK for s in states.values())
     meta = {
         "started_at": started.isoformat(),
@@ -167,35 +157,52 @@ def _run(
         "counts": {
             "rows": len(rows),
             "trials": len(states),
-            "outcomes": dict(outcome_counts),
-            "findings": dict(Counter(f.kind for f in findings)),
+            "outcomes": outcomes,
+            "findings": kinds,
         },
         "requests_sent": http.requests_sent,
     }
     validation = {"curated": curated_report.to_dict(), "records": records_report.to_dict()}
     data = snapshot.SnapshotData(
-        run_id=run_id,
+        run_id=snapshot.new_run_id(started),
         meta=meta,
         curated=rows,
         states=list(states.values()),
         findings=findings,
-        payloads=payloads,
+        payloads=payloads + carried_payloads,
         parser_versions={k: r.parser_version for k, r in REGISTRIES.items()},
         validation=validation,
     )
     path = steps.write_snapshot(settings.snapshots_dir, data, accepted=records_report.success)
     report_paths, markdown = report.write_reports(path, settings.reports_dir)
     return RunResult(
-        run_id=run_id,
+        run_id=data.run_id,
         snapshot_path=path,
         accepted=records_report.success,
         partial=partial,
-        outcomes=dict(outcome_counts),
-        findings=dict(Counter(f.kind for f in findings)),
+        outcomes=outcomes,
+        findings=kinds,
         report_paths=report_paths,
         validation=validation,
         report_markdown=markdown,
     )
+
+
+def _load_and_gate(
+    settings: Settings, steps: Steps
+) -> tuple[CuratedTable, validate.ValidationReport]:
+    """The review's table, loaded and gated; a table that fails the gate stops the run."""
+    table = steps.load_curated(settings.curated_path)
+    curated_report = steps.validate_curated(
+        frames.curated_frame(table.rows), settings.expectations_dir
+    )
+    if not curated_report.success:
+        raise ValidationFailed(
+            f"{settings.curated_path}: the review's table failed its quality gate: "
+            f"{curated_report.summary()}",
+            curated_report,
+        )
+    return table, curated_report
 
 
 def select_rows(rows: Sequence[CuratedRow], request: RunRequest) -> list[CuratedRow]:
@@ -223,10 +230,12 @@ def plan(rows: Sequence[CuratedRow]) -> tuple[dict[str, TrialState], dict[str, l
     """Outcomes decided without fetching (malformed, unsupported) and the IDs per registry."""
     decided: dict[str, TrialState] = {}
     by_registry: dict[str, list[str]] = defaultdict(list)
+    seen: set[str] = set()
     for row in rows:
         tid = normalize_id(row.trial_id)
-        if tid in decided or tid in by_registry.get(row.registry or "", []):
+        if tid in seen:
             continue
+        seen.add(tid)
         if row.registry is None:
             decided[tid] = TrialState(
                 None,
