@@ -43,6 +43,33 @@ def test_run_ids_comma_joined_and_complete_exit_zero(runner: CliRunner) -> None:
     assert ": complete" in result.output
 
 
+def test_base_url_option_points_a_registry_elsewhere(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main, ["run", "--ids", "NCT06482268", "--base-url", "ctgov=http://127.0.0.1:9/api/v2"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "trials: registry_down 1" in result.output
+
+
+def test_base_url_option_rejects_unknown_keys(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["run", "--base-url", "nope=http://x"])
+    assert result.exit_code == 2
+    assert "expected KEY=URL" in result.output
+
+
+def test_rejected_run_says_why(runner: CliRunner, tmp_path: Path) -> None:
+    doc_path = next((BUNDLED_REPLAY / "ctgov").rglob("NCT06482268.json"))
+    doc = json.loads(doc_path.read_text(encoding="utf-8"))
+    doc["protocolSection"]["statusModule"]["startDateStruct"] = {"date": "1985-01-01"}
+    synthetic = tmp_path / "synthetic-replay" / "ctgov"  # a real record, start date made absurd
+    synthetic.mkdir(parents=True)
+    (synthetic / "NCT06482268.json").write_text(json.dumps(doc), encoding="utf-8")
+    result = runner.invoke(main, ["run", "--replay", str(synthetic.parent), "--ids", "NCT06482268"])
+    assert result.exit_code == 3, result.output
+    assert "quality gate: REJECTED: records:" in result.output
+    assert "/rejected/" in result.output
+
+
 def test_run_unknown_id_is_one_line_error(runner: CliRunner) -> None:
     result = runner.invoke(main, ["run", "--ids", "NCT00000001"])
     assert result.exit_code == 4

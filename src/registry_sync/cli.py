@@ -89,6 +89,14 @@ def main(debug: bool) -> None:
     default=None,
     help="The review's table (default: data/curated/review_2025_hpsc.csv).",
 )
+@click.option(
+    "--base-url",
+    "base_urls",
+    multiple=True,
+    metavar="KEY=URL",
+    help="A registry's base URL, e.g. ctgov=http://127.0.0.1:8123/ctgov/api/v2 "
+    "(overrides REGISTRY_SYNC_<KEY>_URL).",
+)
 @data_dir_option
 @_friendly_errors
 def run(
@@ -96,6 +104,7 @@ def run(
     ids: tuple[str, ...],
     replay_dir: Path | None,
     curated: Path | None,
+    base_urls: tuple[str, ...],
     data_dir: Path | None,
 ) -> None:
     """Fetch, reconcile, gate and snapshot; print a summary and where the report is."""
@@ -103,7 +112,8 @@ def run(
 
     split_ids = tuple(i.strip() for chunk in ids for i in chunk.split(",") if i.strip())
     request = RunRequest(registries=registries, ids=split_ids, replay_dir=replay_dir)
-    result = run_pipeline(_settings(data_dir, curated), request)
+    settings = _settings(data_dir, curated).with_base_urls(_parse_base_urls(base_urls))
+    result = run_pipeline(settings, request)
     click.echo(
         f"run {result.run_id} ({request.mode}): {'PARTIAL' if result.partial else 'complete'}"
     )
@@ -120,6 +130,19 @@ def run(
 
 def _gate_line(report: dict[str, Any]) -> str:
     return str(report.get("summary", ""))
+
+
+def _parse_base_urls(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, url = pair.partition("=")
+        if not sep or key not in REGISTRY_NAMES or not url.startswith(("http://", "https://")):
+            raise click.BadParameter(
+                f"{pair!r}: expected KEY=URL with KEY one of {', '.join(REGISTRY_NAMES)}",
+                param_hint="--base-url",
+            )
+        out[key] = url
+    return out
 
 
 @main.command()

@@ -39,14 +39,20 @@ _CASE_FIXES = {"jrct": "jRCT", "chictr": "ChiCTR"}
 def normalize_id(raw: str) -> str:
     """Canonical spelling: NFKC (full-width digits), no spaces or zero-width marks,
     the registry's own letter case."""
-    text = unicodedata.normalize("NFKC", raw)
-    text = "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) != "Cf")
+    text = raw
+    for _ in range(3):  # NFKC can make spaces ("¨" -> " ̈"), removing marks can re-compose
+        before = text
+        text = unicodedata.normalize("NFKC", text)
+        text = "".join(c for c in text if not c.isspace() and unicodedata.category(c) != "Cf")
+        if text == before:
+            break
     text = text.replace("‐", "-").replace("‑", "-").replace("–", "-")
     upper = text.upper()
     for prefix, key in _PREFIXES:
         if upper.startswith(prefix):
             head = _CASE_FIXES.get(key, prefix)
-            return head + text[len(prefix) :]
+            tail = text[len(prefix) :]
+            return head + (tail.lower() if key == "jrct" else tail)  # jRCT kinds: s, a, b, c
     return text
 
 

@@ -105,6 +105,7 @@ class ValidationReport:
             "success": self.success,
             "passed": sum(o.success for o in self.outcomes),
             "total": len(self.outcomes),
+            "summary": self.summary(),
             "outcomes": [{**asdict(o), "examples": list(o.examples)} for o in self.outcomes],
         }
 
