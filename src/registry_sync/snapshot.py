@@ -32,6 +32,7 @@ SCHEMA_VERSION = 1
 LATEST_POINTER = "latest"
 REJECTED_DIR = "rejected"
 SUFFIX = ".sqlite"
+BATCH = 2000  # rows per INSERT; sqlite-utils caps it by SQLite's variable limit
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,12 @@ def write_snapshot(store: Path, data: SnapshotData, *, accepted: bool) -> Path:
     tmp = folder / f".{data.run_id}{SUFFIX}.tmp"
     tmp.unlink(missing_ok=True)
     try:
-        _fill(sqlite_utils.Database(tmp), data, accepted)
+        db = sqlite_utils.Database(tmp)
+        # No journal while building: a failed build is discarded whole, never half-used.
+        db.execute("PRAGMA journal_mode = OFF")
+        db.execute("PRAGMA synchronous = OFF")
+        _fill(db, data, accepted)
+        _fsync(tmp)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -100,15 +106,21 @@ def _fill(db: sqlite_utils.Database, data: SnapshotData, accepted: bool) -> None
                 for k, v in meta.items()
             ),
             pk="key",
+            batch_size=BATCH,
         )
-        db.table("curated").insert_all((curated_row(r) for r in data.curated), pk="line")
+        db.table("curated").insert_all(
+            (curated_row(r) for r in data.curated), pk="line", batch_size=BATCH
+        )
         db.table("records").insert_all(
             (record_row(s, data.parser_versions) for s in data.states if s.record is not None),
             pk=("registry", "trial_id"),
+            batch_size=BATCH,
         )
-        db.table("outcomes").insert_all((outcome_row(s) for s in data.states), pk="trial_id")
+        db.table("outcomes").insert_all(
+            (outcome_row(s) for s in data.states), pk="trial_id", batch_size=BATCH
+        )
         db.table("findings").insert_all(
-            (finding_row(i, f) for i, f in enumerate(data.findings, 1)), pk="id"
+            (finding_row(i, f) for i, f in enumerate(data.findings, 1)), pk="id", batch_size=BATCH
         )
         db.table("payloads").insert_all(
             (
@@ -125,11 +137,20 @@ def _fill(db: sqlite_utils.Database, data: SnapshotData, accepted: bool) -> None
                 for p in _unique_payloads(data.payloads)
             ),
             pk="sha256",
+            batch_size=BATCH,
         )
     for table in ("curated", "records", "outcomes", "findings", "payloads"):
         if not db.table(table).exists():  # an empty run still has every table
             db.table(table).create(EMPTY_SCHEMAS[table], pk=EMPTY_PKS[table])
     db.close()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unique_payloads(payloads: Iterable[RawPayload]) -> list[RawPayload]:
