@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -244,6 +245,8 @@ def _gx_validate(
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # GX logs an INFO line per ephemeral context ("Created temporary directory ..."): noise.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     suite = gx.ExpectationSuite(**suite_json)
     for number, expectation in enumerate(suite.expectations):
         # GX reorders results (grouped by column); ids let us put them back in suite order.
