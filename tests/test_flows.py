@@ -76,33 +76,31 @@ def fetch_requests(server: ReplayServer) -> int:
     return sum(1 for r in server.requests if r.path.endswith("/studies"))
 
 
-def test_adhoc_flow_retries_a_down_registry_then_reports_it(
-    harness: None, env: None, tmp_path: Path
-) -> None:
+def adhoc_against_fault(tmp_path: Path, fault: Fault) -> tuple[dict[str, Any], int]:
+    """The ad-hoc flow for one trial against a server that answers `/studies` with `fault`."""
     adhoc = load_flow_module("reconcile").adhoc_reconcile
     with ReplayServer(replay_copy(tmp_path, "NCT06482268")) as server:
-        server.add_fault("/ctgov/api/v2/studies", Fault(status=503), times=50)
+        server.add_fault("/ctgov/api/v2/studies", fault, times=50)
         mp = pytest.MonkeyPatch()
         mp.setenv("REGISTRY_SYNC_CTGOV_URL", server.base_urls()["ctgov"])
         try:
             out = adhoc(ids=["NCT06482268"], data_dir=str(tmp_path / "d"), fetch_retry_delay_s=0)
         finally:
             mp.undo()
-        assert fetch_requests(server) == 3  # 1 try + 2 task retries, no HTTP-level retries
+        return out, fetch_requests(server)
+
+
+def test_adhoc_flow_retries_a_down_registry_then_reports_it(
+    harness: None, env: None, tmp_path: Path
+) -> None:
+    out, requests = adhoc_against_fault(tmp_path, Fault(status=503))
+    assert requests == 3  # 1 try + 2 task retries (HTTP-level retries are off here)
     assert out["outcomes"] == {"registry_down": 1} and out["partial"] is True
 
 
 def test_adhoc_flow_never_retries_blocked(harness: None, env: None, tmp_path: Path) -> None:
-    adhoc = load_flow_module("reconcile").adhoc_reconcile
-    with ReplayServer(replay_copy(tmp_path, "NCT06482268")) as server:
-        server.add_fault("/ctgov/api/v2/studies", Fault(status=403), times=50)
-        mp = pytest.MonkeyPatch()
-        mp.setenv("REGISTRY_SYNC_CTGOV_URL", server.base_urls()["ctgov"])
-        try:
-            out = adhoc(ids=["NCT06482268"], data_dir=str(tmp_path / "d"), fetch_retry_delay_s=0)
-        finally:
-            mp.undo()
-        assert fetch_requests(server) == 1
+    out, requests = adhoc_against_fault(tmp_path, Fault(status=403))
+    assert requests == 1
     assert out["outcomes"] == {"blocked": 1}
 
 
