@@ -7,6 +7,12 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
+        "--live",
+        action="store_true",
+        default=False,
+        help="also run tests that talk to the real registries (never in CI)",
+    )
+    parser.addoption(
         "--update-golden",
         action="store_true",
         default=False,
@@ -18,3 +24,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def update_golden(request: pytest.FixtureRequest) -> bool:
     """True when the run was started with --update-golden."""
     return bool(request.config.getoption("--update-golden"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `live` need --live: CI and a plain `pytest` never touch the network."""
+    if config.getoption("--live"):
+        return
+    skip = pytest.mark.skip(reason="talks to the real registries: run with --live")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)

@@ -126,3 +126,37 @@ def test_every_command_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name in main.commands:
         assert f"registry-sync {name}" in readme, f"README does not document {name!r}"
+
+
+def test_serve_replay_prints_urls_and_serves(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [
+        sys.executable,
+        "-m",
+        "registry_sync.cli",
+        "serve-replay",
+        str(BUNDLED_REPLAY),
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line == f"export REGISTRY_SYNC_CTGOV_URL=http://127.0.0.1:{port}/ctgov/api/v2"
+        url = line.split("=", 1)[1] + "/studies/NCT06482268"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            assert (
+                json.loads(resp.read())["protocolSection"]["identificationModule"]["nctId"]
+                == "NCT06482268"
+            )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

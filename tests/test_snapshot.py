@@ -146,10 +146,11 @@ def test_crash_mid_write_leaves_no_file_and_keeps_latest(
 
 def test_rejected_snapshot_goes_apart_and_latest_stays(tmp_path: Path) -> None:
     good = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
-    rejected = snapshot.write_snapshot(
-        tmp_path, sample_data("20261126T030000Z-0002"), accepted=False
-    )
+    bad = replace(sample_data("20261126T030000Z-0002"), validation={"records": {"success": False}})
+    rejected = snapshot.write_snapshot(tmp_path, bad, accepted=False)
     assert rejected.parent == tmp_path / "rejected"
+    report = tmp_path / "rejected" / "20261126T030000Z-0002.validation.json"
+    assert json.loads(report.read_text(encoding="utf-8")) == {"records": {"success": False}}
     assert snapshot.latest_snapshot(tmp_path) == good
     infos = snapshot.list_snapshots(tmp_path)
     assert [(i.run_id, i.accepted) for i in infos] == [

@@ -87,6 +87,9 @@ def write_snapshot(store: Path, data: SnapshotData, *, accepted: bool) -> Path:
     final.chmod(0o444)
     if accepted:
         _write_pointer(store, final)
+    else:  # beside the rejected file, for a human to read without opening SQLite
+        report = folder / f"{data.run_id}.validation.json"
+        report.write_text(json.dumps(data.validation, indent=2, default=str) + "\n", "utf-8")
     return final
 
 
