@@ -103,7 +103,8 @@ def test_down_registry_carries_last_good_values_forward_marked_stale(tmp_path: P
     # the carried payloads travel with the new snapshot, so it stands alone
     payloads = rows_of(second.snapshot_path, "select count(*) from payloads")
     assert payloads == [(3,)]
-    assert "STALE" in second.report_markdown
+    assert "[STALE: values fetched 20" in second.report_markdown
+    assert "0 days before this run]" in second.report_markdown
 
 
 def test_failing_quality_gate_rejects_and_keeps_latest(tmp_path: Path) -> None:

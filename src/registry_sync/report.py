@@ -9,6 +9,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,7 @@ def _section(content: ReportContent, title: str, kinds: Sequence[str], empty: st
     if not chosen:
         return [*lines, empty, ""]
     for f in chosen:
-        lines.append(f"- {_locate(content, f)}: {_describe(f)}")
+        lines.append(f"- {_locate(content, f)}: {_describe(content, f)}")
     return [*lines, ""]
 
 
@@ -190,15 +191,29 @@ def _locate(content: ReportContent, f: Mapping[str, Any]) -> str:
     return f"{where}, {row.get('product', '?')} ({f['trial_id']})"
 
 
-def _describe(f: Mapping[str, Any]) -> str:
+def _describe(content: ReportContent, f: Mapping[str, Any]) -> str:
     text = str(f["message"])
     if f.get("last_updated"):
         text += f" (last updated {f['last_updated']})"
     if f.get("stale"):
-        text += f" [STALE: values from {f.get('stale_since')}]"
+        text += f" [STALE: {stale_age(f.get('stale_since'), content.meta.get('started_at'))}]"
     if f.get("evidence_url"):
         text += f" — <{f['evidence_url']}>"
     return text
+
+
+def stale_age(stale_since: object, run_started: object) -> str:
+    """'values fetched 2026-11-20, 5 days before this run' (or just the date when unknown)."""
+    try:
+        since = datetime.fromisoformat(str(stale_since))
+        started = datetime.fromisoformat(str(run_started))
+    except ValueError:
+        return f"values fetched {stale_since}"
+    days = (started - since).days
+    return (
+        f"values fetched {since.date().isoformat()}, {days} day{'s' if days != 1 else ''} "
+        "before this run"
+    )
 
 
 def _unmapped_section(content: ReportContent) -> list[str]:
@@ -206,7 +221,7 @@ def _unmapped_section(content: ReportContent) -> list[str]:
     if not chosen:
         return []
     lines = ["## Registry values our vocabulary does not know", ""]
-    lines += [f"- {_locate(content, f)}: {_describe(f)}" for f in chosen]
+    lines += [f"- {_locate(content, f)}: {_describe(content, f)}" for f in chosen]
     return [*lines, ""]
 
 
