@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from registry_sync.errors import BlockedError, NotFoundError, TransientFetchError
+from registry_sync.errors import BlockedError, FetchError, NotFoundError, TransientFetchError
 from registry_sync.http import Http
 from registry_sync.replay import Fault, ReplayServer
 from registry_sync.settings import CONTACT, HttpSettings
@@ -221,3 +221,20 @@ def test_throttle_different_hosts_do_not_wait_on_each_other(
     http.get(by_name, registry="ctgov")
     assert sleeps == []
     assert len(server.requests) == 2
+
+
+def test_redirect_loop_is_not_retried(server: ReplayServer, make_http: MakeHttp) -> None:
+    url = _study_url(server)
+    server.add_fault(STUDY_PATH, Fault(status=302, headers={"Location": STUDY_PATH}), times=100)
+    with pytest.raises(FetchError, match="cannot request") as info:
+        make_http(max_retries=3).get(url)
+    assert not isinstance(info.value, TransientFetchError)
+    assert len(server.requests) == 31  # requests' redirect limit (30) + the first, tried once
+
+
+def test_bad_base_url_is_not_retried(make_http: MakeHttp) -> None:
+    http = make_http(max_retries=3)
+    with pytest.raises(FetchError, match="cannot request") as info:
+        http.get("htp://clinicaltrials.gov/api/v2/studies")
+    assert not isinstance(info.value, TransientFetchError)
+    assert http.requests_sent == 1

@@ -22,6 +22,12 @@ from registry_sync.settings import HttpSettings
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 BLOCKED_STATUSES = frozenset({401, 403, 405, 451})
+NOT_RETRIED = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.TooManyRedirects,
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,8 @@ class Http:
         try:
             resp = self.session.get(url, params=params, timeout=timeout, headers={"Accept": accept})
             body = resp.content  # reads the whole body: a cut connection raises here
+        except NOT_RETRIED as exc:  # a bad base URL or a redirect loop: trying again won't help
+            raise FetchError(f"cannot request {url} ({_reason(exc)})", url=url) from exc
         except requests.Timeout as exc:
             raise TransientFetchError(f"timed out: {url} ({_reason(exc)})", url=url) from exc
         except requests.ConnectionError as exc:
