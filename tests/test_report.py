@@ -29,6 +29,7 @@ def test_summary_counts_rows_ids_and_rows_out_of_date(content: report.ReportCont
 
 def test_markdown_sections_in_order(content: report.ReportContent) -> None:
     md = report.render_markdown(content)
+    assert "> Replay of recorded payloads" in md
     heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
     assert heads == [
         "## Summary",

@@ -22,6 +22,12 @@ DRIFT_KINDS = ("phase_mismatch", "start_mismatch", "sponsor_mismatch", "not_foun
 # Finding kinds visible from the review's table alone.
 REVIEW_KINDS = ("id_malformed", "duplicate_id", "phase_unparsed", "start_unparsed")
 FORMATS = ("md", "json")
+REPLAY_NOTE = (
+    "",
+    "> Replay of recorded payloads: registry values are as of their capture (see the replay "
+    "set's SOURCES.md), not today; an ID the set lacks is `not_in_replay`, not missing from "
+    "the registry.",
+)
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,7 @@ def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
     return [
         f"Run `{s['run_id']}` ({s['mode']}), started {s['started_at']}: **{state}**, {gate}.",
         f"Snapshot: `{content.path}`. Registry data: {stamps}.",
+        *(REPLAY_NOTE if s["mode"] == "replay" else ()),
         "",
         "## Summary",
         "",
