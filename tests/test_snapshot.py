@@ -140,7 +140,7 @@ def test_crash_mid_write_leaves_no_file_and_keeps_latest(
     monkeypatch.setattr(snapshot, "finding_row", crash)
     with pytest.raises(RuntimeError, match="killed mid-write"):
         snapshot.write_snapshot(tmp_path, sample_data("20261126T030000Z-0002"), accepted=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [good.name, "latest"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [good.name, "latest", "latest.sqlite"]
     assert snapshot.latest_snapshot(tmp_path) == good
 
 
@@ -152,6 +152,7 @@ def test_rejected_snapshot_goes_apart_and_latest_stays(tmp_path: Path) -> None:
     report = tmp_path / "rejected" / "20261126T030000Z-0002.validation.json"
     assert json.loads(report.read_text(encoding="utf-8")) == {"records": {"success": False}}
     assert snapshot.latest_snapshot(tmp_path) == good
+    assert (tmp_path / "latest.sqlite").resolve() == good.resolve()
     infos = snapshot.list_snapshots(tmp_path)
     assert [(i.run_id, i.accepted) for i in infos] == [
         ("20261125T030000Z-0001", True),

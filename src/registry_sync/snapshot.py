@@ -276,9 +276,15 @@ EMPTY_SCHEMAS: dict[str, dict[str, type]] = {
 
 
 def _write_pointer(store: Path, target: Path) -> None:
+    """`latest` (a text file naming the snapshot) and `latest.sqlite` (a relative symlink, for
+    tools such as Datasette), each replaced atomically."""
     tmp = store / f".{LATEST_POINTER}.tmp"
     tmp.write_text(target.name + "\n", encoding="utf-8")
     os.replace(tmp, store / LATEST_POINTER)
+    link = store / f".{LATEST_POINTER}{SUFFIX}.tmp"
+    link.unlink(missing_ok=True)
+    link.symlink_to(target.name)
+    os.replace(link, store / f"{LATEST_POINTER}{SUFFIX}")
 
 
 def latest_snapshot(store: Path) -> Path | None:
@@ -314,7 +320,7 @@ def open_snapshot(path: Path) -> sqlite_utils.Database:
 
 def list_snapshots(store: Path, *, include_rejected: bool = True) -> list[SnapshotInfo]:
     """Every snapshot in the store, oldest first."""
-    paths = sorted(store.glob(f"*{SUFFIX}"))
+    paths = sorted(p for p in store.glob(f"*{SUFFIX}") if not p.is_symlink())
     if include_rejected:
         paths += sorted((store / REJECTED_DIR).glob(f"*{SUFFIX}"))
     infos = []
