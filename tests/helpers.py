@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -33,4 +34,16 @@ def replay_copy(tmp: Path, *nct_ids: str) -> Path:
     for path in (BUNDLED_REPLAY / "ctgov").rglob("NCT*.json"):
         if path.stem in nct_ids:
             shutil.copy(path, out / "ctgov" / path.name)
+    return out
+
+
+def absurd_start_replay(tmp: Path, nct_id: str = "NCT06482268") -> Path:
+    """A synthetic replay dir: one real bundled record whose start date is made 1985-01-01,
+    which the records quality gate must reject."""
+    source = next((BUNDLED_REPLAY / "ctgov").rglob(f"{nct_id}.json"))
+    doc = json.loads(source.read_text(encoding="utf-8"))
+    doc["protocolSection"]["statusModule"]["startDateStruct"] = {"date": "1985-01-01"}
+    out = tmp / "synthetic-replay"
+    (out / "ctgov").mkdir(parents=True, exist_ok=True)
+    (out / "ctgov" / f"{nct_id}.json").write_text(json.dumps(doc), encoding="utf-8")
     return out

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from helpers import BUNDLED_REPLAY, EXPECTATIONS, ROOT
+from helpers import BUNDLED_REPLAY, EXPECTATIONS, ROOT, absurd_start_replay
 from registry_sync.cli import main
 
 
@@ -58,13 +58,8 @@ def test_base_url_option_rejects_unknown_keys(runner: CliRunner) -> None:
 
 
 def test_rejected_run_says_why(runner: CliRunner, tmp_path: Path) -> None:
-    doc_path = next((BUNDLED_REPLAY / "ctgov").rglob("NCT06482268.json"))
-    doc = json.loads(doc_path.read_text(encoding="utf-8"))
-    doc["protocolSection"]["statusModule"]["startDateStruct"] = {"date": "1985-01-01"}
-    synthetic = tmp_path / "synthetic-replay" / "ctgov"  # a real record, start date made absurd
-    synthetic.mkdir(parents=True)
-    (synthetic / "NCT06482268.json").write_text(json.dumps(doc), encoding="utf-8")
-    result = runner.invoke(main, ["run", "--replay", str(synthetic.parent), "--ids", "NCT06482268"])
+    synthetic = absurd_start_replay(tmp_path)
+    result = runner.invoke(main, ["run", "--replay", str(synthetic), "--ids", "NCT06482268"])
     assert result.exit_code == 3, result.output
     assert "quality gate: REJECTED: records:" in result.output
     assert "/rejected/" in result.output

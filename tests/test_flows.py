@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import BUNDLED_REPLAY, EXPECTATIONS, ROOT, replay_copy
+from helpers import BUNDLED_REPLAY, EXPECTATIONS, ROOT, absurd_start_replay, replay_copy
 from registry_sync.pipeline import RunRequest, run_pipeline
 from registry_sync.replay import Fault, ReplayServer
 from registry_sync.settings import Settings
@@ -102,6 +102,14 @@ def test_adhoc_flow_never_retries_blocked(harness: None, env: None, tmp_path: Pa
     out, requests = adhoc_against_fault(tmp_path, Fault(status=403))
     assert requests == 1
     assert out["outcomes"] == {"blocked": 1}
+
+
+def test_nightly_flow_fails_when_the_gate_rejects(harness: None, env: None, tmp_path: Path) -> None:
+    synthetic = absurd_start_replay(tmp_path)
+    nightly = load_flow_module("nightly").nightly_sync
+    state = nightly(data_dir=str(tmp_path / "d"), replay_dir=str(synthetic), return_state=True)
+    assert state.is_failed()
+    assert list((tmp_path / "d" / "snapshots" / "rejected").glob("*.sqlite"))
 
 
 def deployments() -> list[dict[str, Any]]:

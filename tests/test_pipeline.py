@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import BUNDLED_CURATED, BUNDLED_REPLAY, fast_settings, replay_copy
+from helpers import (
+    BUNDLED_CURATED,
+    BUNDLED_REPLAY,
+    absurd_start_replay,
+    fast_settings,
+    replay_copy,
+)
 from registry_sync import snapshot
 from registry_sync.errors import CuratedTableError
 from registry_sync.pipeline import RunRequest, run_pipeline
@@ -111,12 +117,7 @@ def test_failing_quality_gate_rejects_and_keeps_latest(tmp_path: Path) -> None:
     curated = small_curated(tmp_path, ("NCT06482268",))
     replay = replay_copy(tmp_path, "NCT06482268")
     good = run_pipeline(fast_settings(tmp_path, curated), RunRequest(replay_dir=replay))
-    doc_path = replay / "ctgov" / "NCT06482268.json"
-    synthetic = tmp_path / "synthetic-replay"  # a real document with an impossible start date
-    (synthetic / "ctgov").mkdir(parents=True)
-    doc = json.loads(doc_path.read_text(encoding="utf-8"))
-    doc["protocolSection"]["statusModule"]["startDateStruct"] = {"date": "1985-01-01"}
-    (synthetic / "ctgov" / "NCT06482268.json").write_text(json.dumps(doc), encoding="utf-8")
+    synthetic = absurd_start_replay(tmp_path)
     bad = run_pipeline(fast_settings(tmp_path, curated), RunRequest(replay_dir=synthetic))
     assert not bad.accepted and bad.exit_code == 3
     assert bad.snapshot_path.parent.name == "rejected"

@@ -15,7 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from registry_sync import pipeline
-from registry_sync.errors import TransientFetchError
+from registry_sync.errors import TransientFetchError, ValidationFailed
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,6 +80,13 @@ def run_in_flow(
     settings = Settings.from_env(**({"data_dir": Path(data_dir)} if data_dir else {}))
     result = pipeline.run_pipeline(settings, request, steps=prefect_steps(fetch_retry_delay_s))
     publish_report(result)
+    if not result.accepted:  # the snapshot was kept apart: the flow run must show as failed
+        raise ValidationFailed(
+            f"run {result.run_id}: records rejected by the quality gate "
+            f"({result.validation['records'].get('summary')}); snapshot kept apart at "
+            f"{result.snapshot_path}",
+            result.validation["records"],
+        )
     print(
         f"run {result.run_id} ({request.mode}): "
         f"{'PARTIAL' if result.partial else 'complete'}; outcomes {result.outcomes}; "
