@@ -1,0 +1,149 @@
+"""ClinicalTrials.gov replay routes (`/ctgov/api/v2`), behaving as REGISTRIES.md §1 says the
+API does:
+
+- `GET /studies?filter.ids=A,B|C&pageSize=N&pageToken=T&countTotal=true&format=json`: IDs comma-
+  or pipe-separated; studies in the set are returned in request order, absent IDs are simply
+  absent; `pageSize` defaults to 10 and is coerced down to 1000; `nextPageToken` (opaque) while
+  more remain; `totalCount` on the first page only, and only with `countTotal=true`; a
+  `pageToken` must come with the same other parameters (`countTotal` aside), else 400. Without
+  `filter.ids` every study in the set is listed, by NCT ID. `fields` is accepted and **ignored**:
+  full documents are returned. Any other parameter is a 400, so a fetcher that relies on a
+  filter the replay does not implement fails loudly instead of seeing the wrong studies.
+- `GET /studies/{nctId}`: the recorded bytes, or 404 `text/plain`.
+- `GET /version`: `ctgov/version.json` when the set has one, else 404.
+
+The set is every `*.json` under `ctgov/` (recursively) that is a single study document (has
+`protocolSection.identificationModule.nctId`); list pages and `version.json` are skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from registry_sync.replay.routes import (
+    RegistryRoutes,
+    ReplaySetError,
+    Reply,
+    Route,
+    Store,
+    check_params,
+    text_reply,
+)
+
+CTGOV_MAX_PAGE_SIZE = 1000
+CTGOV_DEFAULT_PAGE_SIZE = 10
+_CTGOV_LIST_PARAMS = frozenset({"filter.ids", "pageSize", "pageToken", "countTotal", "fields"})
+_CTGOV_STUDY_PARAMS = frozenset({"fields", "markupFormat"})
+
+
+def index_ctgov(folder: Path) -> dict[str, bytes]:
+    """Every single-study JSON document under `folder`, by NCT ID; other JSON is skipped."""
+    docs: dict[str, bytes] = {}
+    where: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
+        raw = path.read_bytes()
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            raise ReplaySetError(f"{path}: not valid JSON ({exc}); fix or remove it") from exc
+        nct_id = _nct_id(doc)
+        if nct_id is None:
+            continue
+        if nct_id in docs:
+            raise ReplaySetError(
+                f"{nct_id} is in the replay set twice ({where[nct_id]} and {path}); keep one"
+            )
+        docs[nct_id], where[nct_id] = raw, path
+    return docs
+
+
+def _nct_id(doc: object) -> str | None:
+    ident = doc.get("protocolSection", {}) if isinstance(doc, dict) else {}
+    ident = ident.get("identificationModule", {}) if isinstance(ident, dict) else {}
+    nct_id = ident.get("nctId") if isinstance(ident, dict) else None
+    return nct_id.upper() if isinstance(nct_id, str) else None
+
+
+def _ctgov_study(store: Store, match: re.Match[str], query: Mapping[str, str]) -> Reply:
+    if problem := check_params(query, _CTGOV_STUDY_PARAMS):
+        return problem
+    raw = store.docs.get(match["nct"].upper())
+    if raw is None:
+        return text_reply(404, f"Study not found: {match['nct']}")
+    return Reply(200, raw)
+
+
+def _ctgov_version(store: Store, match: re.Match[str], query: Mapping[str, str]) -> Reply:
+    path = store.folder / "version.json"
+    if not path.is_file():
+        return text_reply(404, "this replay set has no ctgov/version.json")
+    return Reply(200, path.read_bytes())
+
+
+def _ctgov_studies(store: Store, match: re.Match[str], query: Mapping[str, str]) -> Reply:
+    if problem := check_params(query, _CTGOV_LIST_PARAMS):
+        return problem
+    size_text = query.get("pageSize", str(CTGOV_DEFAULT_PAGE_SIZE))
+    if not size_text.isdigit() or int(size_text) < 1:
+        return text_reply(400, f"pageSize must be a positive integer, got {size_text!r}")
+    size = min(int(size_text), CTGOV_MAX_PAGE_SIZE)
+    signature = _signature(query)
+    offset = 0
+    if "pageToken" in query:
+        decoded = _decode_token(query["pageToken"], signature)
+        if decoded is None:
+            return text_reply(400, "pageToken does not belong to these parameters")
+        offset = decoded
+    ids = _ctgov_ids(store, query.get("filter.ids"))
+    page = ids[offset : offset + size]
+    parts = [b'{"studies":[', b",".join(store.docs[i].strip() for i in page), b"]"]
+    if "pageToken" not in query and query.get("countTotal", "").lower() == "true":
+        parts.append(b',"totalCount":' + str(len(ids)).encode())
+    if offset + size < len(ids):
+        token = _encode_token(offset + size, signature)
+        parts.append(b',"nextPageToken":' + json.dumps(token).encode())
+    parts.append(b"}")
+    return Reply(200, b"".join(parts))
+
+
+def _ctgov_ids(store: Store, filter_ids: str | None) -> list[str]:
+    if filter_ids is None:
+        return sorted(store.docs)
+    wanted = [part.strip().upper() for part in re.split(r"[,|]", filter_ids)]
+    return [i for i in dict.fromkeys(wanted) if i in store.docs]
+
+
+def _signature(query: Mapping[str, str]) -> str:
+    same = sorted((k, v) for k, v in query.items() if k not in {"pageToken", "countTotal"})
+    return hashlib.sha256(json.dumps(same).encode()).hexdigest()[:16]
+
+
+def _encode_token(offset: int, signature: str) -> str:
+    return base64.urlsafe_b64encode(f"{offset}:{signature}".encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str, signature: str) -> int | None:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except ValueError:
+        return None
+    offset, _, sig = text.partition(":")
+    return int(offset) if offset.isdigit() and sig == signature else None
+
+
+ROUTES = RegistryRoutes(
+    key="ctgov",
+    base_path="/ctgov/api/v2",
+    index=index_ctgov,
+    routes=(
+        Route(re.compile(r"/studies"), _ctgov_studies),
+        Route(re.compile(r"/studies/(?P<nct>(?:NCT|nct)\d{8})"), _ctgov_study),
+        Route(re.compile(r"/version"), _ctgov_version),
+    ),
+    normalize=str.upper,
+)
