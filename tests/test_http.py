@@ -238,3 +238,11 @@ def test_bad_base_url_is_not_retried(make_http: MakeHttp) -> None:
         http.get("htp://clinicaltrials.gov/api/v2/studies")
     assert not isinstance(info.value, TransientFetchError)
     assert http.requests_sent == 1
+
+
+def test_contact_from_the_environment_goes_into_the_user_agent() -> None:
+    from registry_sync.settings import Settings
+
+    ua = Settings.from_env({"REGISTRY_SYNC_CONTACT": "mailto:curator@example.org"}).http.user_agent
+    assert ua.startswith("registry-sync/") and "+mailto:curator@example.org;" in ua
+    assert Settings.from_env({}).http.user_agent.startswith("registry-sync/")

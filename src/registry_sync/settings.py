@@ -36,9 +36,14 @@ DEFAULT_MIN_INTERVAL: dict[str, float] = {
 CONTACT = "https://github.com/registry-sync/registry-sync"
 
 
+def user_agent(contact: str = CONTACT) -> str:
+    """Honest User-Agent: who we are, and how a registry operator can reach whoever runs us."""
+    return f"registry-sync/{__version__} (+{contact}; review reconciliation)"
+
+
 @dataclass(frozen=True)
 class HttpSettings:
-    user_agent: str = f"registry-sync/{__version__} (+{CONTACT}; review reconciliation)"
+    user_agent: str = field(default_factory=user_agent)
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_retries: int = 3
@@ -87,6 +92,8 @@ class Settings:
         if env.get("REGISTRY_SYNC_EXPECTATIONS_DIR"):
             kwargs["expectations_dir"] = Path(env["REGISTRY_SYNC_EXPECTATIONS_DIR"])
         http_kwargs: dict[str, object] = {}
+        if env.get("REGISTRY_SYNC_CONTACT"):
+            http_kwargs["user_agent"] = user_agent(env["REGISTRY_SYNC_CONTACT"])
         if env.get("REGISTRY_SYNC_USER_AGENT"):
             http_kwargs["user_agent"] = env["REGISTRY_SYNC_USER_AGENT"]
         if env.get("REGISTRY_SYNC_MAX_RETRIES"):
