@@ -185,3 +185,39 @@ def test_stored_records_round_trip_their_payload(tmp_path: Path) -> None:
     assert stored.payload.body == b'{"protocolSection":{}}'
     assert stored.payload.fetched_at == WHEN
     assert stored.run_id == "20261125T030000Z-0001"
+
+
+KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_snapshot import sample_data
+from registry_sync import snapshot
+
+def slow(*args):
+    print("writing", flush=True)
+    time.sleep(60)
+
+snapshot.finding_row = slow
+snapshot.write_snapshot(Path({store!r}), sample_data("20261126T030000Z-0002"), accepted=True)
+"""
+
+
+def test_killed_writer_leaves_no_snapshot_and_latest_untouched(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    good = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
+    script = KILLED_WRITER.format(tests=str(Path(__file__).parent), store=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "writing"  # mid-write, inside the transaction
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert not (tmp_path / "20261126T030000Z-0002.sqlite").exists()
+    assert snapshot.latest_snapshot(tmp_path) == good
+    assert [i.run_id for i in snapshot.list_snapshots(tmp_path)] == ["20261125T030000Z-0001"]
+    assert [p.name for p in snapshot.leftover_temp_files(tmp_path)] == [
+        ".20261126T030000Z-0002.sqlite.tmp"
+    ]

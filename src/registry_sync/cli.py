@@ -155,6 +155,13 @@ def snapshots(data_dir: Path | None, as_json: bool) -> None:
     store = settings.snapshots_dir
     latest = snapshot.latest_snapshot(store)
     infos = snapshot.list_snapshots(store) if store.exists() else []
+    leftovers = snapshot.leftover_temp_files(store) if store.exists() else []
+    if leftovers:
+        click.echo(
+            f"{len(leftovers)} temp file(s) of killed runs (not snapshots; safe to "
+            f"delete): " + ", ".join(p.name for p in leftovers),
+            err=True,
+        )
     if not infos:
         click.echo(f"no snapshots in {store}")
         return

@@ -340,6 +340,12 @@ def list_snapshots(store: Path, *, include_rejected: bool = True) -> list[Snapsh
     return sorted(infos, key=lambda i: i.run_id)
 
 
+def leftover_temp_files(store: Path) -> list[Path]:
+    """Temp files of runs killed mid-write: never snapshots, safe to delete."""
+    found = [*store.glob(f".*{SUFFIX}.tmp"), *(store / REJECTED_DIR).glob(f".*{SUFFIX}.tmp")]
+    return sorted(found)
+
+
 def latest_of_mode(store: Path, mode: str) -> Path | None:
     """The newest accepted snapshot written in `mode` (live or replay): what carries forward."""
     candidates = [i for i in list_snapshots(store, include_rejected=False) if i.mode == mode]
