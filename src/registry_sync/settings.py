@@ -23,7 +23,7 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 
 # Seconds between two requests to one host. Polite defaults from REGISTRIES.md §10.
 DEFAULT_MIN_INTERVAL: dict[str, float] = {
-    "ctgov": 0.5,
+    "ctgov": 1.2,  # ~50 requests a minute, the limit third parties report for the API
     "jrct": 5.0,
     "chictr": 10.0,
     "ctr": 10.0,
