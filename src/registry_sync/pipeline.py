@@ -116,7 +116,9 @@ def _registry_endpoints(
     from registry_sync.replay import ReplayServer
 
     with ReplayServer(request.replay_dir) as server:
-        yield settings.with_base_urls(server.base_urls()), server.covers
+        # Politeness intervals protect real registries; our own loopback server needs none.
+        local = replace(settings, http=replace(settings.http, min_interval={}))
+        yield local.with_base_urls(server.base_urls()), server.covers
 
 
 def _run(
