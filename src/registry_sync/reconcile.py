@@ -176,7 +176,7 @@ def find_duplicate_ids(rows: Sequence[CuratedRow]) -> list[Finding]:
             continue
         for row in group:
             others = "; ".join(
-                f"Table {o.table} {o.product} (line {o.line})" for o in group if o is not row
+                f"Table {o.table} {_where(o)} {o.product}" for o in group if o is not row
             )
             out.append(
                 _finding(
@@ -190,6 +190,10 @@ def find_duplicate_ids(rows: Sequence[CuratedRow]) -> list[Finding]:
                 )
             )
     return out
+
+
+def _where(row: CuratedRow) -> str:
+    return f"row {row.row}" if row.row is not None else f"(line {row.line})"
 
 
 def _status_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
