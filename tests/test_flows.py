@@ -44,7 +44,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
     }.items():
         mp.setenv(key, value)
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=120):  # generous on a loaded 2-core CI
         yield
     mp.undo()
 
