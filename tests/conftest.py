@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from helpers import BUNDLED_REPLAY
+from registry_sync.replay import ReplayServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,3 +39,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "live" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def server() -> Iterator[ReplayServer]:
+    """The replay server over the bundled set; fails the test if a handler raised."""
+    with ReplayServer(BUNDLED_REPLAY) as srv:
+        yield srv
+    assert srv.errors == []

@@ -22,13 +22,6 @@ MakeHttp = Callable[..., Http]
 
 
 @pytest.fixture
-def server() -> Iterator[ReplayServer]:
-    with ReplayServer(REPLAY) as srv:
-        yield srv
-    assert srv.errors == []
-
-
-@pytest.fixture
 def sleeps() -> list[float]:
     return []
 

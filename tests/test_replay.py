@@ -24,13 +24,6 @@ STUDIES = "/ctgov/api/v2/studies"
 
 
 @pytest.fixture
-def server() -> Iterator[ReplayServer]:
-    with ReplayServer(REPLAY) as srv:
-        yield srv
-    assert srv.errors == []
-
-
-@pytest.fixture
 def session() -> Iterator[requests.Session]:
     with requests.Session() as sess:
         yield sess
