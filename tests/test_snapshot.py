@@ -140,7 +140,12 @@ def test_crash_mid_write_leaves_no_file_and_keeps_latest(
     monkeypatch.setattr(snapshot, "finding_row", crash)
     with pytest.raises(RuntimeError, match="killed mid-write"):
         snapshot.write_snapshot(tmp_path, sample_data("20261126T030000Z-0002"), accepted=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [good.name, "latest", "latest.sqlite"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        good.name,
+        "latest",
+        "latest-live",
+        "latest.sqlite",
+    ]
     assert snapshot.latest_snapshot(tmp_path) == good
 
 
@@ -176,6 +181,23 @@ def test_open_snapshot_rejects_foreign_files(tmp_path: Path) -> None:
         snapshot.open_snapshot(other)
     with pytest.raises(SnapshotError, match="no such snapshot"):
         snapshot.open_snapshot(tmp_path / "missing.sqlite")
+
+
+def test_latest_of_mode_follows_its_own_pointer(tmp_path: Path) -> None:
+    live = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
+    replay = replace(sample_data("20261126T030000Z-0002"), meta={"mode": "replay"})
+    replayed = snapshot.write_snapshot(tmp_path, replay, accepted=True)
+    assert snapshot.latest_snapshot(tmp_path) == replayed  # newest of any mode
+    assert snapshot.latest_of_mode(tmp_path, "live") == live  # what a live run carries from
+    assert snapshot.latest_of_mode(tmp_path, "replay") == replayed
+    (tmp_path / "latest-live").unlink()  # a store from before per-mode pointers is scanned
+    assert snapshot.latest_of_mode(tmp_path, "live") == live
+
+
+def test_load_records_reads_only_the_trials_asked_for(tmp_path: Path) -> None:
+    path = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
+    assert snapshot.load_records(path, ["NCT00000000"]) == {}
+    assert list(snapshot.load_records(path, ["NCT06482268"])) == ["NCT06482268"]
 
 
 def test_stored_records_round_trip_their_payload(tmp_path: Path) -> None:

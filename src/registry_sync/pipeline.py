@@ -334,7 +334,7 @@ def carry_forward(
     need = [tid for tid, s in states.items() if s.outcome in CARRY_FORWARD]
     if previous is None or not need:
         return states, []
-    stored = snapshot.load_records(previous)
+    stored = snapshot.load_records(previous, need)
     out = dict(states)
     payloads = []
     for tid in need:

@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,7 +86,7 @@ def write_snapshot(store: Path, data: SnapshotData, *, accepted: bool) -> Path:
         tmp.unlink(missing_ok=True)
     final.chmod(0o444)
     if accepted:
-        _write_pointer(store, final)
+        _write_pointer(store, final, str(data.meta.get("mode", "live")))
     else:  # beside the rejected file, for a human to read without opening SQLite
         report = folder / f"{data.run_id}.validation.json"
         report.write_text(json.dumps(data.validation, indent=2, default=str) + "\n", "utf-8")
@@ -275,20 +275,21 @@ EMPTY_SCHEMAS: dict[str, dict[str, type]] = {
 }
 
 
-def _write_pointer(store: Path, target: Path) -> None:
-    """`latest` (a text file naming the snapshot) and `latest.sqlite` (a relative symlink, for
-    tools such as Datasette), each replaced atomically."""
-    tmp = store / f".{LATEST_POINTER}.tmp"
-    tmp.write_text(target.name + "\n", encoding="utf-8")
-    os.replace(tmp, store / LATEST_POINTER)
+def _write_pointer(store: Path, target: Path, mode: str) -> None:
+    """`latest` and `latest-<mode>` (text files naming the snapshot) and `latest.sqlite` (a
+    relative symlink, for tools such as Datasette), each replaced atomically."""
+    for name in (LATEST_POINTER, f"{LATEST_POINTER}-{mode}"):
+        tmp = store / f".{name}.tmp"
+        tmp.write_text(target.name + "\n", encoding="utf-8")
+        os.replace(tmp, store / name)
     link = store / f".{LATEST_POINTER}{SUFFIX}.tmp"
     link.unlink(missing_ok=True)
     link.symlink_to(target.name)
     os.replace(link, store / f"{LATEST_POINTER}{SUFFIX}")
 
 
-def latest_snapshot(store: Path) -> Path | None:
-    pointer = store / LATEST_POINTER
+def latest_snapshot(store: Path, pointer_name: str = LATEST_POINTER) -> Path | None:
+    pointer = store / pointer_name
     if not pointer.exists():
         return None
     target = store / pointer.read_text(encoding="utf-8").strip()
@@ -347,7 +348,11 @@ def leftover_temp_files(store: Path) -> list[Path]:
 
 
 def latest_of_mode(store: Path, mode: str) -> Path | None:
-    """The newest accepted snapshot written in `mode` (live or replay): what carries forward."""
+    """The newest accepted snapshot written in `mode` (live or replay): what carries forward.
+    Read from the `latest-<mode>` pointer; a store without one is scanned."""
+    pointed = latest_snapshot(store, f"{LATEST_POINTER}-{mode}")
+    if pointed is not None:
+        return pointed
     candidates = [i for i in list_snapshots(store, include_rejected=False) if i.mode == mode]
     return candidates[-1].path if candidates else None
 
@@ -361,31 +366,40 @@ class StoredRecord:
     payload: RawPayload | None
 
 
-def load_records(path: Path) -> dict[str, StoredRecord]:
-    """Records of a snapshot keyed by trial ID, each with its payload bytes when kept."""
+def load_records(path: Path, trial_ids: Collection[str] | None = None) -> dict[str, StoredRecord]:
+    """Records of a snapshot keyed by trial ID (only `trial_ids` when given), each with its
+    payload bytes when kept. Reads only the payloads it returns."""
     db = open_snapshot(path)
     try:
         run_id = json.loads(db.table("_meta").get("run_id")["value"])
-        payloads = {r["sha256"]: r for r in db["payloads"].rows}
-        out = {}
-        for row in db["records"].rows:
-            p = payloads.get(row["payload_sha256"])
-            payload = (
-                None
-                if p is None
-                else RawPayload(
-                    registry=p["registry"],
-                    trial_id=p["trial_id"],
-                    url=p["url"],
-                    fetched_at=datetime.fromisoformat(p["fetched_at"]),
-                    body=p["body"],
-                    content_type=p["content_type"],
-                    container_sha256=p["container_sha256"],
-                )
+        if trial_ids is None:
+            rows = list(db["records"].rows)
+        else:
+            wanted = json.dumps(sorted(trial_ids))
+            sql = "select * from records where trial_id in (select value from json_each(?))"
+            rows = list(db.query(sql, [wanted]))
+        shas = json.dumps([r["payload_sha256"] for r in rows if r["payload_sha256"]])
+        sql = "select * from payloads where sha256 in (select value from json_each(?))"
+        payloads = {p["sha256"]: _payload(p) for p in db.query(sql, [shas])}
+        return {
+            row["trial_id"]: StoredRecord(
+                run_id=row.get("carried_from") or run_id,
+                row=row,
+                payload=payloads.get(row["payload_sha256"]),
             )
-            out[row["trial_id"]] = StoredRecord(
-                run_id=row.get("carried_from") or run_id, row=row, payload=payload
-            )
-        return out
+            for row in rows
+        }
     finally:
         db.close()
+
+
+def _payload(p: Mapping[str, Any]) -> RawPayload:
+    return RawPayload(
+        registry=p["registry"],
+        trial_id=p["trial_id"],
+        url=p["url"],
+        fetched_at=datetime.fromisoformat(p["fetched_at"]),
+        body=p["body"],
+        content_type=p["content_type"],
+        container_sha256=p["container_sha256"],
+    )
