@@ -122,14 +122,10 @@ def run(
         "findings: " + (", ".join(f"{k} {v}" for k, v in sorted(result.findings.items())) or "none")
     )
     if not result.accepted:
-        click.echo("quality gate: REJECTED: " + _gate_line(result.validation["records"]))
+        click.echo(f"quality gate: REJECTED: {result.validation['records'].get('summary', '')}")
     click.echo(f"snapshot: {result.snapshot_path}")
     click.echo(f"report: {result.report_paths['md']}")
     sys.exit(result.exit_code)
-
-
-def _gate_line(report: dict[str, Any]) -> str:
-    return str(report.get("summary", ""))
 
 
 def _parse_base_urls(pairs: tuple[str, ...]) -> dict[str, str]:

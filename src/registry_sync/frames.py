@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from registry_sync.model import CuratedRow
+from registry_sync.model import CuratedRow, PartialDate
 from registry_sync.reconcile import TrialState
 
 CURATED_COLUMNS = (
@@ -103,6 +103,5 @@ def records_frame(states: Iterable[TrialState]) -> pd.DataFrame:
     return frame
 
 
-def _iso(value: object) -> str | None:
-    iso = getattr(value, "iso", None)
-    return iso() if callable(iso) else None
+def _iso(value: PartialDate | None) -> str | None:
+    return value.iso() if value is not None else None

@@ -267,10 +267,9 @@ def _fetch_all(
         base = settings.base_url(key)
         try:
             outcomes = steps.fetch_registry(key, ids, http, base)
-        except RegistryDownError as exc:
-            outcomes = exc.outcomes
-        down = all(o.outcome is Outcome.REGISTRY_DOWN for o in outcomes)
-        timestamps[key] = None if down else steps.fetch_data_timestamp(key, http, base)
+            timestamps[key] = steps.fetch_data_timestamp(key, http, base)
+        except RegistryDownError as exc:  # no answer at all: no data timestamp to ask for
+            outcomes, timestamps[key] = exc.outcomes, None
         for o in outcomes:
             states[o.trial_id] = parse_outcome(o)
             if states[o.trial_id].outcome is Outcome.OK and o.payload is not None:
