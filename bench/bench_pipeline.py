@@ -51,8 +51,15 @@ from registry_sync import frames, snapshot, validate
 from registry_sync.curated import parse_review_phase, parse_review_start
 from registry_sync.http import Http
 from registry_sync.ids import registry_of
-from registry_sync.model import CuratedRow, FetchOutcome, Outcome, RawPayload, RegistryRecord
-from registry_sync.reconcile import TrialState, reconcile
+from registry_sync.model import (
+    CuratedRow,
+    FetchOutcome,
+    Outcome,
+    RawPayload,
+    RegistryRecord,
+    TrialState,
+)
+from registry_sync.reconcile import reconcile
 from registry_sync.registries import ctgov
 from registry_sync.replay import ReplayServer
 from registry_sync.settings import HttpSettings

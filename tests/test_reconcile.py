@@ -9,8 +9,15 @@ import pytest
 
 from registry_sync.curated import parse_review_phase, parse_review_start
 from registry_sync.ids import registry_of
-from registry_sync.model import CuratedRow, Outcome, PartialDate, RegistryRecord, Unmapped
-from registry_sync.reconcile import TrialState, reconcile, sponsor_matches
+from registry_sync.model import (
+    CuratedRow,
+    Outcome,
+    PartialDate,
+    RegistryRecord,
+    TrialState,
+    Unmapped,
+)
+from registry_sync.reconcile import reconcile, sponsor_matches
 
 
 def row(

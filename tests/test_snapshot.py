@@ -13,8 +13,15 @@ import pytest
 from helpers import FIXTURES
 from registry_sync import snapshot
 from registry_sync.errors import SnapshotError
-from registry_sync.model import CuratedRow, Finding, Outcome, RawPayload, RegistryRecord, Severity
-from registry_sync.reconcile import TrialState
+from registry_sync.model import (
+    CuratedRow,
+    Finding,
+    Outcome,
+    RawPayload,
+    RegistryRecord,
+    Severity,
+    TrialState,
+)
 
 SCHEMA_GOLDEN = FIXTURES / "snapshot_schema.json"
 WHEN = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ import click
 from registry_sync import report as report_mod
 from registry_sync import snapshot
 from registry_sync.errors import RegistrySyncError, ValidationFailed
-from registry_sync.registries import REGISTRY_NAMES
+from registry_sync.registry_table import ALL_KEYS, TRIAL_REGISTRIES
 from registry_sync.settings import Settings
 
 EXIT_PARTIAL, EXIT_GATE, EXIT_ERROR = 1, 3, 4
@@ -72,7 +72,7 @@ def main(debug: bool) -> None:
     "--registry",
     "registries",
     multiple=True,
-    type=click.Choice(sorted(REGISTRY_NAMES)),
+    type=click.Choice(TRIAL_REGISTRIES),
     help="Only trials of this registry.",
 )
 @click.option("--ids", "ids", multiple=True, help="Only these trial IDs (repeat, or comma-join).")
@@ -132,9 +132,9 @@ def _parse_base_urls(pairs: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for pair in pairs:
         key, sep, url = pair.partition("=")
-        if not sep or key not in REGISTRY_NAMES or not url.startswith(("http://", "https://")):
+        if not sep or key not in ALL_KEYS or not url.startswith(("http://", "https://")):
             raise click.BadParameter(
-                f"{pair!r}: expected KEY=URL with KEY one of {', '.join(REGISTRY_NAMES)}",
+                f"{pair!r}: expected KEY=URL with KEY one of {', '.join(ALL_KEYS)}",
                 param_hint="--base-url",
             )
         out[key] = url

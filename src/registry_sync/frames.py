@@ -7,8 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from registry_sync.model import CuratedRow, PartialDate
-from registry_sync.reconcile import TrialState
+from registry_sync.model import CuratedRow, PartialDate, TrialState
 
 CURATED_COLUMNS = (
     "line",

@@ -18,6 +18,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from registry_sync.errors import BlockedError, FetchError, NotFoundError, TransientFetchError
+from registry_sync.registry_table import REGISTRY_TABLE
 from registry_sync.settings import HttpSettings
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -75,7 +76,7 @@ class Http:
         accept: str = "application/json",
     ) -> HttpResponse:
         """GET with retries on transient errors; raises a typed `FetchError` otherwise."""
-        attempts = self.settings.max_retries + 1
+        attempts = self._attempts(registry)
         last_error: TransientFetchError | None = None
         for attempt in range(attempts):
             self._throttle(url, registry)
@@ -87,6 +88,12 @@ class Http:
                     self._sleep(self._retry_delay(exc, attempt))
         assert last_error is not None
         raise last_error
+
+    def _attempts(self, registry: str) -> int:
+        if self.settings.max_retries is not None:
+            return self.settings.max_retries + 1
+        info = REGISTRY_TABLE.get(registry)
+        return info.attempts if info is not None else 4  # an ad-hoc request: the old default
 
     def _send(self, url: str, params: Mapping[str, str] | None, accept: str) -> HttpResponse:
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)

@@ -9,31 +9,21 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# registry key -> full-match pattern of the canonical ID spelling.
+from registry_sync.registry_table import REGISTRY_TABLE
+
+# registry key -> full-match pattern of the canonical ID spelling (from the registry table).
 ID_PATTERNS: dict[str, re.Pattern[str]] = {
-    "ctgov": re.compile(r"NCT\d{8}"),
-    "jrct": re.compile(r"jRCT[0-9a-z]\d{9}"),
-    "chictr": re.compile(r"ChiCTR(?:\d{10}|-[A-Z]{3,5}-\d{8})"),
-    "ctr": re.compile(r"CTR\d{8}"),
-    "umin": re.compile(r"UMIN\d{9}"),
-    "anzctr": re.compile(r"ACTRN\d{14}"),
-    "irct": re.compile(r"IRCT\d+N\d+"),
-    "jma": re.compile(r"JMA-IIA\d{5}"),
+    k: r.id_pattern for k, r in REGISTRY_TABLE.items() if r.id_pattern is not None
 }
 
-# Prefix (case-insensitive) -> registry key, to say "this looks like a jRCT ID but is malformed".
-_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("NCT", "ctgov"),
-    ("JRCT", "jrct"),
-    ("CHICTR", "chictr"),
-    ("ACTRN", "anzctr"),
-    ("UMIN", "umin"),
-    ("IRCT", "irct"),
-    ("JMA", "jma"),
-    ("CTR", "ctr"),
+# Prefix as the registry spells it, registry key; longest first, so that "this looks like a
+# jRCT ID but is malformed" can be said.
+_PREFIXES: tuple[tuple[str, str], ...] = tuple(
+    sorted(
+        ((r.id_prefix, k) for k, r in REGISTRY_TABLE.items() if r.id_prefix),
+        key=lambda pair: -len(pair[0]),
+    )
 )
-
-_CASE_FIXES = {"jrct": "jRCT", "chictr": "ChiCTR"}
 
 
 def normalize_id(raw: str) -> str:
@@ -49,10 +39,14 @@ def normalize_id(raw: str) -> str:
     text = text.replace("‐", "-").replace("‑", "-").replace("–", "-")
     upper = text.upper()
     for prefix, key in _PREFIXES:
-        if upper.startswith(prefix):
-            head = _CASE_FIXES.get(key, prefix)
+        if upper.startswith(prefix.upper()):
             tail = text[len(prefix) :]
-            return head + (tail.lower() if key == "jrct" else tail)  # jRCT kinds: s, a, b, c
+            # the registry's own case for the rest: jRCT kinds are lower (s, a), old ChiCTR
+            # and IRCT letters upper; a malformed tail is kept as printed
+            for candidate in (tail, tail.lower(), tail.upper()):
+                if ID_PATTERNS[key].fullmatch(prefix + candidate):
+                    return prefix + candidate
+            return prefix + tail
     return text
 
 
@@ -69,6 +63,6 @@ def claimed_registry(trial_id: str) -> str | None:
     """The registry an ID's prefix points at, even when the rest is malformed."""
     upper = normalize_id(trial_id).upper()
     for prefix, key in _PREFIXES:
-        if upper.startswith(prefix):
+        if upper.startswith(prefix.upper()):
             return key
     return None

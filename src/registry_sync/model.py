@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -132,9 +133,50 @@ class CuratedRow:
     start_date: PartialDate | None = None  # None when unparsed
 
 
+class Origin(StrEnum):
+    """Where a run's values for one registry came from."""
+
+    LIVE = "live"  # the registry's own default address
+    CUSTOM = "custom"  # a base URL that is not the registry's default (a mirror, a stand-in)
+    RECORDED = "recorded"  # replay of a payload recorded from the registry
+    RECONSTRUCTED = "reconstructed"  # replay of a record rebuilt by hand from archived pages
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP request and its answer as served (body capped), kept as evidence.
+
+    `status` is None when no answer came (timeout, cut connection); `error` then says why.
+    """
+
+    request_id: str  # unique across runs: a snapshot refers to it and may carry it forward
+    registry: str  # the registry key (or source, e.g. "ictrp") the request was made for
+    method: str
+    url: str  # the final URL, with the query string we sent
+    status: int | None
+    fetched_at: datetime  # UTC
+    headers: Mapping[str, str]  # case-insensitive; all of them (the snapshot keeps a few)
+    body: bytes
+    truncated: bool = False  # the answer was bigger than the registry's cap: this is its head
+    error: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "").split(";")[0].strip()
+
+
 @dataclass(frozen=True)
 class RawPayload:
-    """Bytes a registry served for one trial, with where and when we got them."""
+    """Bytes a registry served for one trial, with where and when we got them.
+
+    `registry` is the trial's home registry; `source` who served these bytes (the registry
+    itself, or `ictrp` for a copy); `request_id` the exchange they were served in (a study's
+    extract from a batch page refers to the page's exchange).
+    """
 
     registry: str
     trial_id: str
@@ -144,10 +186,16 @@ class RawPayload:
     content_type: str = "application/json"
     # sha256 of the whole response this record was cut from (a batch page), when not the same
     container_sha256: str | None = None
+    source: str = ""  # "" = the home registry itself
+    request_id: str | None = None
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.body).hexdigest()
+
+    @property
+    def served_by(self) -> str:
+        return self.source or self.registry
 
 
 @dataclass(frozen=True)
@@ -189,7 +237,11 @@ class RegistryRecord:
 
 @dataclass(frozen=True)
 class FetchOutcome:
-    """What fetching one trial gave: a payload when ok, else why not."""
+    """What fetching one trial gave: a payload when ok, else why not.
+
+    `evidence` holds every exchange that led to this outcome (a search page, then the detail
+    page it pointed at; a block page; a not-found answer), so the snapshot can show it.
+    """
 
     registry: str
     trial_id: str
@@ -197,6 +249,31 @@ class FetchOutcome:
     detail: str = ""
     payload: RawPayload | None = None
     url: str | None = None
+    evidence: tuple[Exchange, ...] = ()
+    source: str = ""  # "" = the home registry itself
+
+    @property
+    def served_by(self) -> str:
+        return self.source or self.registry
+
+
+@dataclass(frozen=True)
+class TrialState:
+    """What one run knows about one trial: its outcome and, when any, the record to compare."""
+
+    registry: str | None  # the trial's home registry; None when its ID is malformed
+    trial_id: str  # normalized
+    outcome: Outcome
+    detail: str = ""
+    record: RegistryRecord | None = None
+    stale: bool = False  # record carried forward from an earlier snapshot
+    fetched_at: datetime | None = None
+    source_url: str | None = None
+    payload_sha256: str | None = None
+    carried_from: str | None = None  # run id the stale record comes from
+    source: str | None = None  # who served the values: the home registry, or e.g. "ictrp"
+    origin: Origin = Origin.LIVE
+    evidence: tuple[str, ...] = ()  # request ids of the exchanges behind the outcome
 
 
 class Severity(StrEnum):

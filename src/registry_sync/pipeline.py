@@ -22,9 +22,10 @@ from registry_sync.curated import CuratedTable, load_curated
 from registry_sync.errors import ParseError, RegistryDownError, ValidationFailed
 from registry_sync.http import Http
 from registry_sync.ids import normalize_id
-from registry_sync.model import CuratedRow, FetchOutcome, Outcome, RawPayload
-from registry_sync.reconcile import TrialState, reconcile
-from registry_sync.registries import REGISTRIES, REGISTRY_NAMES
+from registry_sync.model import CuratedRow, FetchOutcome, Outcome, RawPayload, TrialState
+from registry_sync.reconcile import reconcile
+from registry_sync.registries import REGISTRIES
+from registry_sync.registry_table import TRIAL_REGISTRIES, registry_name
 from registry_sync.settings import Settings
 
 
@@ -66,7 +67,7 @@ def fetch_registry(key: str, ids: Sequence[str], http: Http, base_url: str) -> l
     outcomes = REGISTRIES[key].fetch(ids, http, base_url)
     if outcomes and all(o.outcome is Outcome.REGISTRY_DOWN for o in outcomes):
         raise RegistryDownError(
-            f"{REGISTRY_NAMES[key]} did not answer: {outcomes[0].detail}", outcomes
+            f"{registry_name(key)} did not answer: {outcomes[0].detail}", outcomes
         )
     return outcomes
 
@@ -209,11 +210,11 @@ def _load_and_gate(
 
 def select_rows(rows: Sequence[CuratedRow], request: RunRequest) -> list[CuratedRow]:
     """The rows an ad-hoc run asks for (all by default). Unknown keys or IDs are errors."""
-    unknown = set(request.registries) - set(REGISTRY_NAMES)
+    unknown = set(request.registries) - set(TRIAL_REGISTRIES)
     if unknown:
         raise ValueError(
             f"unknown registry key(s): {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(REGISTRY_NAMES)}"
+            f"known: {', '.join(TRIAL_REGISTRIES)}"
         )
     wanted_ids = {normalize_id(i) for i in request.ids}
     selected = [
@@ -250,7 +251,7 @@ def plan(rows: Sequence[CuratedRow]) -> tuple[dict[str, TrialState], dict[str, l
                 row.registry,
                 tid,
                 Outcome.UNSUPPORTED,
-                f"no {REGISTRY_NAMES[row.registry]} adapter yet",
+                f"no {registry_name(row.registry)} adapter yet",
             )
         else:
             by_registry[row.registry].append(tid)

@@ -14,12 +14,17 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from registry_sync.ids import claimed_registry, normalize_id
-from registry_sync.model import CuratedRow, Finding, Outcome, RegistryRecord, Severity
-from registry_sync.registries import REGISTRY_NAMES
+from registry_sync.model import (
+    CuratedRow,
+    Finding,
+    Outcome,
+    RegistryRecord,
+    Severity,
+    TrialState,
+)
+from registry_sync.registry_table import registry_name
 
 # Statuses a reader of the review should notice: the trial did not run, or stopped.
 NOTABLE_STATUSES = frozenset({"TERMINATED", "WITHDRAWN", "SUSPENDED", "UNKNOWN"})
@@ -56,22 +61,6 @@ SPONSOR_STOPWORDS = frozenset(
         "et",
     }
 )
-
-
-@dataclass(frozen=True)
-class TrialState:
-    """What one run knows about one trial: its outcome and, when any, the record to compare."""
-
-    registry: str | None
-    trial_id: str  # normalized
-    outcome: Outcome
-    detail: str = ""
-    record: RegistryRecord | None = None
-    stale: bool = False  # record carried forward from an earlier snapshot
-    fetched_at: datetime | None = None
-    source_url: str | None = None
-    payload_sha256: str | None = None
-    carried_from: str | None = None  # run id the stale record comes from
 
 
 def reconcile(rows: Sequence[CuratedRow], states: Mapping[str, TrialState]) -> list[Finding]:
@@ -130,7 +119,7 @@ def _table_findings(row: CuratedRow) -> Iterable[Finding]:
     if row.registry is None:
         claimed = claimed_registry(row.trial_id)
         hint = (
-            f"looks like a {REGISTRY_NAMES[claimed]} ID but does not match its pattern"
+            f"looks like a {registry_name(claimed)} ID but does not match its pattern"
             if claimed
             else ("matches no known registry's ID pattern")
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 from registry_sync import snapshot
 from registry_sync.ids import normalize_id
-from registry_sync.registries import REGISTRY_NAMES
+from registry_sync.registry_table import registry_name
 
 # Finding kinds that say the review and the registry disagree.
 DRIFT_KINDS = ("phase_mismatch", "start_mismatch", "sponsor_mismatch", "not_found")
@@ -156,9 +156,7 @@ def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
     gate = "accepted" if s["accepted"] else "REJECTED by the quality gate"
     stamps = (
         ", ".join(
-            f"{REGISTRY_NAMES.get(k, k)} data as of {v}"
-            for k, v in s["data_timestamps"].items()
-            if v
+            f"{registry_name(k)} data as of {v}" for k, v in s["data_timestamps"].items() if v
         )
         or "not reported"
     )
@@ -262,6 +260,6 @@ def _unchecked_section(content: ReportContent) -> list[str]:
     for u in items:
         where = "; ".join(f"Table {r['table']} {r['product']}" for r in u["rows"])
         why = u["detail"].replace("|", "/")
-        registry = REGISTRY_NAMES.get(u["registry"] or "", u["registry"] or "?")
+        registry = registry_name(u["registry"])
         lines.append(f"| {u['trial_id']} | {registry} | {u['outcome']} | {where} | {why} |")
     return [*lines, ""]

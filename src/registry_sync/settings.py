@@ -8,30 +8,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from registry_sync import __version__
+from registry_sync.registry_table import REGISTRY_TABLE
 
-DEFAULT_BASE_URLS: dict[str, str] = {
-    "ctgov": "https://clinicaltrials.gov/api/v2",
-    "jrct": "https://jrct.mhlw.go.jp",
-    "chictr": "https://www.chictr.org.cn",
-    "ctr": "https://www.chinadrugtrials.org.cn",
-    "umin": "https://center6.umin.ac.jp",
-    "anzctr": "https://www.anzctr.org.au",
-    "irct": "https://en.irct.ir",
-    "jma": "https://dbcentre3.jmacct.med.or.jp",
-    "ictrp": "https://trialsearch.who.int",
-}
-
-# Seconds between two requests to one host. Polite defaults from REGISTRIES.md §10.
-DEFAULT_MIN_INTERVAL: dict[str, float] = {
-    "ctgov": 1.2,  # ~50 requests a minute, the limit third parties report for the API
-    "jrct": 5.0,
-    "chictr": 10.0,
-    "ctr": 10.0,
-    "umin": 1.0,
-    "anzctr": 1.0,
-    "irct": 1.0,
-    "ictrp": 1.0,
-}
+# Registry key -> what a live run talks to, and seconds between requests to one host.
+DEFAULT_BASE_URLS: dict[str, str] = {k: r.default_base_url for k, r in REGISTRY_TABLE.items()}
+DEFAULT_MIN_INTERVAL: dict[str, float] = {k: r.min_interval for k, r in REGISTRY_TABLE.items()}
 
 CONTACT = "https://github.com/registry-sync/registry-sync"
 
@@ -46,7 +27,7 @@ class HttpSettings:
     user_agent: str = field(default_factory=user_agent)
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
-    max_retries: int = 3
+    max_retries: int | None = None  # None: each registry's `attempts` from the registry table
     backoff_base: float = 1.0  # seconds; attempt n waits base * 2**n, capped
     backoff_cap: float = 60.0
     retry_after_cap: float = 300.0  # never sleep longer than this on a Retry-After

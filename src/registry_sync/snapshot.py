@@ -25,8 +25,14 @@ import sqlite_utils
 
 from registry_sync.errors import SnapshotError
 from registry_sync.frames import curated_row
-from registry_sync.model import CuratedRow, Finding, PartialDate, RawPayload, RegistryRecord
-from registry_sync.reconcile import TrialState
+from registry_sync.model import (
+    CuratedRow,
+    Finding,
+    PartialDate,
+    RawPayload,
+    RegistryRecord,
+    TrialState,
+)
 
 SCHEMA_VERSION = 1
 LATEST_POINTER = "latest"

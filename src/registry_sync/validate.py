@@ -33,6 +33,7 @@ import pandas as pd
 
 from registry_sync.errors import RegistrySyncError
 from registry_sync.model import PartialDate
+from registry_sync.registry_table import TRIAL_REGISTRIES
 
 SEVERITIES = ("critical", "warning", "info")
 MAX_EXAMPLES = 10
@@ -51,6 +52,7 @@ DATE_SUFFIX = "_dt"
 # Upper date bound: this many years after the run date.
 HORIZON_YEARS = 10
 LATEST_DATE_PARAMETER = "latest_plausible_date"
+REGISTRY_KEYS_PARAMETER = "registry_keys"
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,12 @@ class ValidationReport:
 def validate_curated(df: pd.DataFrame, expectations_dir: Path) -> ValidationReport:
     """Run `curated.json` over the review's table (one row per printed line)."""
     frame = blank_to_null(df)
-    return run_suite(frame, expectations_dir / CURATED_SUITE_FILE, keys=CURATED_KEYS)
+    return run_suite(
+        frame,
+        expectations_dir / CURATED_SUITE_FILE,
+        keys=CURATED_KEYS,
+        parameters={REGISTRY_KEYS_PARAMETER: list(TRIAL_REGISTRIES)},
+    )
 
 
 def validate_records(df: pd.DataFrame, expectations_dir: Path, today: dt.date) -> ValidationReport:
