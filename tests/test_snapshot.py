@@ -12,9 +12,11 @@ import pytest
 
 from helpers import FIXTURES
 from registry_sync import snapshot
+from registry_sync import snapshot_schema as schema
 from registry_sync.errors import SnapshotError
 from registry_sync.model import (
     CuratedRow,
+    Exchange,
     Finding,
     Outcome,
     RawPayload,
@@ -30,12 +32,24 @@ WHEN = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 def sample_data(
     run_id: str = "20261125T030000Z-0001", status: str = "RECRUITING"
 ) -> snapshot.SnapshotData:
+    page = Exchange(
+        request_id="r-0001",
+        registry="ctgov",
+        method="GET",
+        url="http://127.0.0.1:1/ctgov/api/v2/studies?filter.ids=NCT06482268",
+        status=200,
+        fetched_at=WHEN,
+        headers={"Content-Type": "application/json", "Set-Cookie": "secret=1"},
+        body=b'{"studies":[{"protocolSection":{}}]}',
+    )
     payload = RawPayload(
         "ctgov",
         "NCT06482268",
-        "http://127.0.0.1:1/ctgov/api/v2/studies",
+        page.url,
         WHEN,
         b'{"protocolSection":{}}',
+        container_sha256=page.sha256,
+        request_id=page.request_id,
     )
     record = RegistryRecord(
         registry="ctgov",
@@ -53,6 +67,8 @@ def sample_data(
         fetched_at=WHEN,
         source_url=payload.url,
         payload_sha256=payload.sha256,
+        source="ctgov",
+        evidence=(page.request_id,),
     )
     row = CuratedRow(
         line=2,
@@ -89,6 +105,8 @@ def sample_data(
         payloads=[payload],
         parser_versions={"ctgov": 1},
         validation={},
+        exchanges=[page],
+        endpoints={"ctgov": "live"},
     )
 
 
@@ -114,13 +132,66 @@ def test_snapshot_schema_matches_golden(tmp_path: Path, update_golden: bool) -> 
     assert schema == json.loads(SCHEMA_GOLDEN.read_text(encoding="utf-8"))
 
 
-def test_empty_run_has_the_same_tables(tmp_path: Path) -> None:
-    empty = replace(sample_data(), curated=[], states=[], findings=[], payloads=[])
+def test_empty_run_has_the_same_tables_and_columns(tmp_path: Path) -> None:
+    empty = replace(sample_data(), curated=[], states=[], findings=[], payloads=[], exchanges=[])
     path = snapshot.write_snapshot(tmp_path, empty, accepted=True)
     golden = json.loads(SCHEMA_GOLDEN.read_text(encoding="utf-8"))
-    assert set(schema_of(path)) == set(golden)
-    for table in ("findings", "outcomes"):  # the report reads these columns
-        assert set(schema_of(path)[table]) == set(golden[table])
+    assert schema_of(path) == golden  # every table, every column, in order
+
+
+def test_each_request_stored_once_and_the_extract_refers_to_it(tmp_path: Path) -> None:
+    path = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        [req] = conn.execute("select request_id, status, headers, body_sha256 from requests")
+        kinds = dict(conn.execute("select kind, request_id from payloads"))
+        evidence = list(conn.execute("select trial_id, request_id from evidence"))
+        [(record_payload,)] = conn.execute("select payload_sha256 from records")
+        [(extract_request,)] = conn.execute(
+            "select request_id from payloads where sha256 = ?", [record_payload]
+        )
+    finally:
+        conn.close()
+    page = sample_data().exchanges[0]
+    assert req[0] == "r-0001" and req[1] == 200 and req[3] == page.sha256
+    assert json.loads(req[2]) == {"Content-Type": "application/json"}  # no cookie values kept
+    assert kinds == {"served": "r-0001", "extract": "r-0001"}  # the page as served + its extract
+    assert evidence == [("NCT06482268", "r-0001")]
+    assert extract_request == "r-0001"
+
+
+def test_list_columns_are_json_in_every_table(tmp_path: Path) -> None:
+    path = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        [(curated_phases,)] = conn.execute("select phases from curated")
+        [(record_phases,)] = conn.execute("select phases from records")
+    finally:
+        conn.close()
+    assert json.loads(curated_phases) == ["PHASE1", "PHASE2"]
+    assert json.loads(record_phases) == ["PHASE1"]
+
+
+def test_finished_at_is_stamped_after_the_reports_are_rendered(tmp_path: Path) -> None:
+    seen: list[dict[str, object]] = []
+
+    def render(tmp: Path) -> None:
+        assert tmp.name.startswith(".") and not (tmp_path / "latest").exists()
+        seen.append(snapshot.read_meta(tmp))
+
+    path = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True, before_publish=render)
+    assert "finished_at" not in seen[0]
+    finished = datetime.fromisoformat(str(snapshot.read_meta(path)["finished_at"]))
+    assert finished >= WHEN
+
+
+def test_failing_render_publishes_nothing(tmp_path: Path) -> None:
+    def render(tmp: Path) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        snapshot.write_snapshot(tmp_path, sample_data(), accepted=True, before_publish=render)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_snapshot_is_never_overwritten(tmp_path: Path) -> None:
@@ -144,7 +215,7 @@ def test_crash_mid_write_leaves_no_file_and_keeps_latest(
     def crash(*args: object) -> dict[str, object]:
         raise RuntimeError("killed mid-write")
 
-    monkeypatch.setattr(snapshot, "finding_row", crash)
+    monkeypatch.setattr(schema, "finding_row", crash)
     with pytest.raises(RuntimeError, match="killed mid-write"):
         snapshot.write_snapshot(tmp_path, sample_data("20261126T030000Z-0002"), accepted=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -174,10 +245,10 @@ def test_rejected_snapshot_goes_apart_and_latest_stays(tmp_path: Path) -> None:
 
 
 def test_content_hash_ignores_provenance_and_sees_values(tmp_path: Path) -> None:
-    a = snapshot.record_row(sample_data().states[0], {"ctgov": 1})
+    a = schema.record_row(sample_data().states[0], {"ctgov": 1})
     moved = replace(sample_data().states[0], source_url="http://elsewhere", fetched_at=None)
-    b = snapshot.record_row(moved, {"ctgov": 1})
-    c = snapshot.record_row(sample_data(status="COMPLETED").states[0], {"ctgov": 1})
+    b = schema.record_row(moved, {"ctgov": 1})
+    c = schema.record_row(sample_data(status="COMPLETED").states[0], {"ctgov": 1})
     assert a["content_hash"] == b["content_hash"] != c["content_hash"]
 
 
@@ -221,13 +292,13 @@ import sys, time
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_snapshot import sample_data
-from registry_sync import snapshot
+from registry_sync import snapshot, snapshot_schema
 
 def slow(*args):
     print("writing", flush=True)
     time.sleep(60)
 
-snapshot.finding_row = slow
+snapshot_schema.finding_row = slow
 snapshot.write_snapshot(Path({store!r}), sample_data("20261126T030000Z-0002"), accepted=True)
 """
 

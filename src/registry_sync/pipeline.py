@@ -3,30 +3,52 @@
 run cannot differ.
 
 Order: load the review's table -> gate it -> plan (registry per ID; unsupported and malformed
-IDs get their outcome here) -> fetch per registry -> parse -> carry the last good values forward
-for trials not refreshed -> reconcile -> gate the records -> write the snapshot -> render reports.
+IDs get their outcome here) -> fetch, each registry in its own worker (the per-host throttle
+stays serial) -> hold every adapter to the per-trial contract -> parse -> carry the last good
+values forward for trials not refreshed or no longer shown -> reconcile -> gate the records ->
+write the snapshot, rendering its reports before it is published.
+
+Where values come from is decided per registry (`Endpoints`): its default address (`live`), a
+base URL of the user's (`custom`), or the loopback replay server (`replay`). A run only ever
+carries values forward from an earlier run of the same kind, so a replay or a stand-in never
+feeds a live run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import hashlib
+import json
+import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from registry_sync import __version__, frames, report, snapshot, validate
+from registry_sync import __version__, collect, frames, report, snapshot, validate
 from registry_sync.curated import CuratedTable, load_curated
-from registry_sync.errors import ParseError, RegistryDownError, ValidationFailed
+from registry_sync.errors import RegistryDownError, ValidationFailed
 from registry_sync.http import Http
 from registry_sync.ids import normalize_id
-from registry_sync.model import CuratedRow, FetchOutcome, Outcome, RawPayload, TrialState
+from registry_sync.model import (
+    CuratedRow,
+    Exchange,
+    FetchOutcome,
+    Origin,
+    Outcome,
+    RawPayload,
+    TrialState,
+)
 from registry_sync.reconcile import reconcile
 from registry_sync.registries import REGISTRIES
-from registry_sync.registry_table import TRIAL_REGISTRIES, registry_name
-from registry_sync.settings import Settings
+from registry_sync.registry_table import REGISTRY_TABLE, TRIAL_REGISTRIES, registry_name
+from registry_sync.settings import DEFAULT_BASE_URLS, Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,6 +61,7 @@ class RunRequest:
 
     @property
     def mode(self) -> str:
+        """The mode asked for; a live run with a non-default base URL is recorded `custom`."""
         return "replay" if self.replay_dir is not None else "live"
 
 
@@ -53,6 +76,7 @@ class RunResult:
     report_paths: dict[str, Path]
     validation: dict[str, Any]
     report_markdown: str
+    mode: str = "live"
 
     @property
     def exit_code(self) -> int:
@@ -62,8 +86,39 @@ class RunResult:
         return 1 if self.partial else 0
 
 
+@dataclass(frozen=True)
+class Endpoints:
+    """Where each registry is reached this run, and what kind of place that is."""
+
+    settings: Settings  # with the base URLs in effect
+    kinds: Mapping[str, str]  # registry key -> "live" | "custom" | "replay"
+    origin_of: Callable[[str, str], Origin | None] | None = None  # replay: recorded or rebuilt
+
+    def kind(self, key: str) -> str:
+        return self.kinds.get(key, "live")
+
+    def mode(self, keys: Sequence[str]) -> str:
+        """`replay`, else `custom` when any fetched registry is off its default, else `live`."""
+        kinds = {self.kind(k) for k in keys}
+        return "replay" if "replay" in kinds else "custom" if "custom" in kinds else "live"
+
+    def carry_key(self, keys: Sequence[str]) -> str:
+        """Runs that may feed each other: `live`, `replay`, or custom with the same base URLs."""
+        mode = self.mode(keys)
+        if mode != "custom":
+            return mode
+        custom = {k: self.settings.base_url(k) for k in sorted(keys) if self.kind(k) == "custom"}
+        return "custom-" + hashlib.sha256(json.dumps(custom).encode()).hexdigest()[:10]
+
+    def origin(self, key: str, trial_id: str) -> Origin:
+        if self.origin_of is not None:
+            return self.origin_of(key, trial_id) or Origin.RECORDED
+        return Origin.CUSTOM if self.kind(key) == "custom" else Origin.LIVE
+
+
 def fetch_registry(key: str, ids: Sequence[str], http: Http, base_url: str) -> list[FetchOutcome]:
-    """Fetch one registry's trials. Raises RegistryDownError (transient) when every one failed."""
+    """Fetch one registry's trials. Raises RegistryDownError (transient) when every one failed,
+    so a flow can retry the whole registry."""
     outcomes = REGISTRIES[key].fetch(ids, http, base_url)
     if outcomes and all(o.outcome is Outcome.REGISTRY_DOWN for o in outcomes):
         raise RegistryDownError(
@@ -96,49 +151,68 @@ def run_pipeline(
     http: Http | None = None,
 ) -> RunResult:
     """Run once, end to end. Per-trial problems never stop the run; they become outcomes."""
-    with _registry_endpoints(settings, request) as (settings, covers):
+    with _endpoints(settings, request) as endpoints:
         own_http = http is None
-        http = http or Http(settings.http)
+        http = http or Http(endpoints.settings.http)
         try:
-            return _run(settings, request, steps, http, covers)
+            return _run(endpoints, request, steps, http)
         finally:
             if own_http:
                 http.close()
 
 
 @contextlib.contextmanager
-def _registry_endpoints(
-    settings: Settings, request: RunRequest
-) -> Iterator[tuple[Settings, Callable[[str, str], bool] | None]]:
-    """Live: the settings' base URLs. Replay: a loopback server over the recorded set."""
+def _endpoints(settings: Settings, request: RunRequest) -> Iterator[Endpoints]:
+    """Live: the settings' base URLs (`custom` where not a registry's default). Replay: every
+    registry key on a loopback server over the recorded set (one without routes answers 404),
+    so a replay run never reaches a live registry."""
     if request.replay_dir is None:
-        yield settings, None
+        kinds = {
+            k: "live" if settings.base_url(k) == DEFAULT_BASE_URLS[k].rstrip("/") else "custom"
+            for k in REGISTRY_TABLE
+        }
+        yield Endpoints(settings, kinds)
         return
     from registry_sync.replay import ReplayServer
 
     with ReplayServer(request.replay_dir) as server:
-        # Politeness intervals protect real registries; our own loopback server needs none.
-        local = replace(settings, http=replace(settings.http, min_interval={}))
-        yield local.with_base_urls(server.base_urls()), server.covers
+        served = server.base_urls()
+        urls = {k: served.get(k, f"{server.url}/{k}") for k in REGISTRY_TABLE}
+        yield Endpoints(
+            replace(settings, base_urls=urls),
+            dict.fromkeys(REGISTRY_TABLE, "replay"),
+            origin_of=server.origin,
+        )
 
 
-def _run(
-    settings: Settings,
-    request: RunRequest,
-    steps: Steps,
-    http: Http,
-    covers: Callable[[str, str], bool] | None,
-) -> RunResult:
+@dataclass
+class Fetched:
+    """What the fetch stage gives the rest of the run."""
+
+    states: dict[str, TrialState] = field(default_factory=dict)
+    timestamps: dict[str, str | None] = field(default_factory=dict)
+    payloads: list[RawPayload] = field(default_factory=list)
+    exchanges: dict[str, Exchange] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # contract violations, adapter errors
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _run(endpoints: Endpoints, request: RunRequest, steps: Steps, http: Http) -> RunResult:
+    settings = endpoints.settings
     started = datetime.now(UTC)
     table, curated_report = _load_and_gate(settings, steps)
     rows = select_rows(table.rows, request)
     planned, by_registry = plan(rows)
-    fetched, timestamps, payloads = _fetch_all(settings, steps, http, by_registry)
-    states = {**planned, **fetched}
-    if covers is not None:
-        states = mark_not_in_replay(states, covers)
-    previous = snapshot.latest_of_mode(settings.snapshots_dir, request.mode)
-    states, carried_payloads = carry_forward(states, previous)
+    fetched = fetch_all(endpoints, steps, http, by_registry)
+    for ex in getattr(http, "exchanges", ()):  # requests no outcome pointed at (retries, robots)
+        fetched.exchanges.setdefault(ex.request_id, ex)
+    states = {**planned, **fetched.states}
+    if endpoints.origin_of is not None:
+        states = mark_not_in_replay(states, endpoints.origin_of)
+    keys = sorted(by_registry)
+    mode, key = endpoints.mode(keys), endpoints.carry_key(keys)
+    previous = snapshot.latest_of_mode(settings.snapshots_dir, key)
+    states, carried = carry_forward(states, previous)
     findings = reconcile(rows, states)
     records_report = steps.validate_records(
         frames.records_frame(states.values()), settings.expectations_dir, started.date()
@@ -148,14 +222,16 @@ def _run(
     partial = any(s.outcome is not Outcome.OK for s in states.values())
     meta = {
         "started_at": started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(),
-        "mode": request.mode,
+        "mode": mode,
+        "carry_key": key,
         "package_version": __version__,
         "curated_path": str(settings.curated_path),
         "curated_sha256": table.sha256,
         "request": {"registries": list(request.registries), "ids": list(request.ids)},
-        "base_urls": {k: settings.base_url(k) for k in by_registry},
-        "data_timestamps": timestamps,
+        "base_urls": {k: settings.base_url(k) for k in keys},
+        "data_timestamps": fetched.timestamps,
+        "fetch_seconds": fetched.seconds,
+        "notes": fetched.notes,
         "partial": partial,
         "counts": {
             "rows": len(rows),
@@ -164,6 +240,7 @@ def _run(
             "findings": kinds,
         },
         "requests_sent": http.requests_sent,
+        "carried_from": str(previous.name) if previous is not None else None,
     }
     validation = {"curated": curated_report.to_dict(), "records": records_report.to_dict()}
     data = snapshot.SnapshotData(
@@ -172,12 +249,25 @@ def _run(
         curated=rows,
         states=list(states.values()),
         findings=findings,
-        payloads=payloads + carried_payloads,
+        payloads=fetched.payloads + [c.payload for c in carried if c.payload is not None],
         parser_versions={k: r.parser_version for k, r in REGISTRIES.items()},
         validation=validation,
+        exchanges=list(fetched.exchanges.values()),
+        endpoints={k: endpoints.kind(k) for k in keys},
+        carried_requests=[c.request for c in carried if c.request is not None],
     )
-    path = steps.write_snapshot(settings.snapshots_dir, data, accepted=records_report.success)
-    report_paths, markdown = report.write_reports(path, settings.reports_dir)
+    rendered: dict[str, Any] = {}
+
+    def render_reports(tmp: Path) -> None:
+        final = tmp.with_name(f"{data.run_id}{snapshot.SUFFIX}")
+        rendered["paths"], rendered["md"] = report.write_reports(tmp, settings.reports_dir, final)
+
+    path = steps.write_snapshot(
+        settings.snapshots_dir,
+        data,
+        accepted=records_report.success,
+        before_publish=render_reports,
+    )
     return RunResult(
         run_id=data.run_id,
         snapshot_path=path,
@@ -185,9 +275,10 @@ def _run(
         partial=partial,
         outcomes=outcomes,
         findings=kinds,
-        report_paths=report_paths,
+        report_paths=rendered["paths"],
         validation=validation,
-        report_markdown=markdown,
+        report_markdown=rendered["md"],
+        mode=mode,
     )
 
 
@@ -258,60 +349,53 @@ def plan(rows: Sequence[CuratedRow]) -> tuple[dict[str, TrialState], dict[str, l
     return decided, dict(by_registry)
 
 
-def _fetch_all(
-    settings: Settings, steps: Steps, http: Http, by_registry: dict[str, list[str]]
-) -> tuple[dict[str, TrialState], dict[str, str | None], list[RawPayload]]:
-    states: dict[str, TrialState] = {}
-    timestamps: dict[str, str | None] = {}
-    payloads: list[RawPayload] = []
-    for key, ids in by_registry.items():
-        base = settings.base_url(key)
-        try:
-            outcomes = steps.fetch_registry(key, ids, http, base)
-            timestamps[key] = steps.fetch_data_timestamp(key, http, base)
-        except RegistryDownError as exc:  # no answer at all: no data timestamp to ask for
-            outcomes, timestamps[key] = exc.outcomes, None
-        for o in outcomes:
-            states[o.trial_id] = parse_outcome(o)
-            if states[o.trial_id].outcome is Outcome.OK and o.payload is not None:
-                payloads.append(o.payload)
-    return states, timestamps, payloads
-
-
-def parse_outcome(o: FetchOutcome) -> TrialState:
-    """Turn a fetch outcome into a trial state, parsing the payload when there is one."""
-    if o.outcome is not Outcome.OK or o.payload is None:
-        return TrialState(o.registry, o.trial_id, o.outcome, o.detail, source_url=o.url)
-    try:
-        record = REGISTRIES[o.registry].parse(o.payload)
-    except ParseError as exc:
-        return TrialState(
-            o.registry,
-            o.trial_id,
-            Outcome.PARSE_ERROR,
-            str(exc),
-            source_url=o.payload.url,
-            payload_sha256=o.payload.sha256,
-        )
-    return TrialState(
-        o.registry,
-        o.trial_id,
-        Outcome.OK,
-        o.detail,
-        record=record,
-        fetched_at=o.payload.fetched_at,
-        source_url=o.payload.url,
-        payload_sha256=o.payload.sha256,
-    )
+def fetch_all(
+    endpoints: Endpoints, steps: Steps, http: Http, by_registry: Mapping[str, Sequence[str]]
+) -> Fetched:
+    """Every registry's trials, each registry in its own worker thread (so a whole run takes
+    about as long as its slowest registry); the per-host throttle in `Http` stays serial. The
+    context is copied into each worker so that, in a flow, the steps still run as tasks."""
+    fetched = Fetched()
+    if not by_registry:
+        return fetched
+    with ThreadPoolExecutor(max_workers=len(by_registry), thread_name_prefix="fetch") as pool:
+        futures = {
+            key: pool.submit(
+                contextvars.copy_context().run,
+                collect.fetch_one,
+                key,
+                list(ids),
+                http,
+                endpoints.settings.base_url(key),
+                steps.fetch_registry,
+                steps.fetch_data_timestamp,
+            )
+            for key, ids in by_registry.items()
+        }
+        for key, future in futures.items():
+            got = future.result()  # fetch_one never raises for an adapter's problem
+            fetched.timestamps[key] = got.timestamp
+            fetched.notes.extend(got.notes)
+            fetched.seconds[key] = round(got.seconds, 3)
+            for o in got.outcomes:
+                state = collect.parse_outcome(o, REGISTRIES)
+                fetched.states[o.trial_id] = replace(
+                    state, origin=endpoints.origin(key, o.trial_id)
+                )
+                for ex in o.evidence:
+                    fetched.exchanges.setdefault(ex.request_id, ex)
+                if state.outcome is Outcome.OK and o.payload is not None:
+                    fetched.payloads.append(o.payload)
+    return fetched
 
 
 def mark_not_in_replay(
-    states: dict[str, TrialState], covers: Callable[[str, str], bool]
+    states: dict[str, TrialState], origin_of: Callable[[str, str], Origin | None]
 ) -> dict[str, TrialState]:
     """In a replay, an ID the recorded set lacks is missing from the set, not the registry."""
     out = {}
     for tid, s in states.items():
-        if s.outcome is Outcome.NOT_FOUND and s.registry and not covers(s.registry, tid):
+        if s.outcome is Outcome.NOT_FOUND and s.registry and origin_of(s.registry, tid) is None:
             s = replace(
                 s,
                 outcome=Outcome.NOT_IN_REPLAY,
@@ -321,43 +405,56 @@ def mark_not_in_replay(
     return out
 
 
-CARRY_FORWARD = frozenset({Outcome.REGISTRY_DOWN, Outcome.BLOCKED, Outcome.PARSE_ERROR})
-
-
 def carry_forward(
     states: dict[str, TrialState], previous: Path | None
-) -> tuple[dict[str, TrialState], list[RawPayload]]:
+) -> tuple[dict[str, TrialState], list[snapshot.StoredRecord]]:
     """Trials not refreshed keep their last good values, re-parsed and marked stale.
 
-    Returns the new states and the payloads carried with them, so each snapshot stands alone.
+    Not refreshed: the registry was down, blocked us or gave an answer we could not use
+    (`CARRY_FORWARD`), or it no longer shows a trial the previous run found (`not_found` with a
+    stored record: one night's glitch or a real withdrawal, reported as `vanished` either way).
+    Returns the new states and the stored records carried, so each snapshot stands alone.
     """
-    need = [tid for tid, s in states.items() if s.outcome in CARRY_FORWARD]
+    need = [
+        tid
+        for tid, s in states.items()
+        if s.outcome in CARRY_FORWARD or s.outcome is Outcome.NOT_FOUND
+    ]
     if previous is None or not need:
         return states, []
     stored = snapshot.load_records(previous, need)
     out = dict(states)
-    payloads = []
+    carried = []
     for tid in need:
         old = stored.get(tid)
-        if old is None or old.payload is None or old.row["registry"] not in REGISTRIES:
+        if old is None or old.payload is None:
             continue
-        try:
-            record = REGISTRIES[old.row["registry"]].parse(old.payload)
-        except ParseError:
+        record = collect.reparse(old.payload, REGISTRIES)
+        if record is None:
             continue
         s = states[tid]
+        why = (
+            f"not in the registry's answer, though run {old.run_id} found it"
+            if s.outcome is Outcome.NOT_FOUND
+            else s.detail
+        )
         out[tid] = replace(
             s,
             record=record,
             stale=True,
             carried_from=old.run_id,
+            source=old.payload.served_by,
             fetched_at=old.payload.fetched_at,
             source_url=old.payload.url,
             payload_sha256=old.payload.sha256,
-            detail=f"{s.detail}; last good values from run {old.run_id} kept, marked stale",
+            origin=Origin(old.row.get("origin") or Origin.LIVE.value),
+            detail=f"{why}; last good values from run {old.run_id} kept, marked stale",
         )
-        payloads.append(old.payload)
-    return out, payloads
+        carried.append(old)
+    return out, carried
 
 
-__all__ = ["RunRequest", "RunResult", "Steps", "run_pipeline"]
+CARRY_FORWARD = frozenset({Outcome.REGISTRY_DOWN, Outcome.BLOCKED, Outcome.PARSE_ERROR})
+
+
+__all__ = ["Endpoints", "RunRequest", "RunResult", "Steps", "run_pipeline"]

@@ -76,7 +76,7 @@ def _row_findings(row: CuratedRow, state: TrialState | None) -> list[Finding]:
     out = list(_table_findings(row))
     if state is None or row.registry is None:
         return out
-    if state.outcome is Outcome.NOT_FOUND:
+    if state.outcome is Outcome.NOT_FOUND and state.record is None:
         out.append(
             _finding(
                 row,
@@ -92,6 +92,8 @@ def _row_findings(row: CuratedRow, state: TrialState | None) -> list[Finding]:
     if state.record is None:
         return out
     rec = state.record
+    if state.outcome is Outcome.NOT_FOUND:  # shown before, missing now: its values were kept
+        out.append(_vanished_finding(row, state))
     checks = (
         _status_finding(row, rec),
         _phase_finding(row, rec),
@@ -112,6 +114,22 @@ def _row_findings(row: CuratedRow, state: TrialState | None) -> list[Finding]:
         for u in rec.unmapped
     )
     return [_with_record(f, rec, state) for f in out]
+
+
+def _vanished_finding(row: CuratedRow, state: TrialState) -> Finding:
+    """The registry no longer shows a trial it showed before. One night's glitch or a real
+    withdrawal: either way the last values are kept (stale) and this says so, every night."""
+    since = f" (last shown in run {state.carried_from})" if state.carried_from else ""
+    return _finding(
+        row,
+        "trial_id",
+        "vanished",
+        Severity.WARNING,
+        row.trial_id,
+        None,
+        f"the registry no longer shows {row.trial_id}{since}; its last values are kept, "
+        "marked stale",
+    )
 
 
 def _table_findings(row: CuratedRow) -> Iterable[Finding]:

@@ -40,24 +40,29 @@ class ReportContent:
     records: Mapping[str, Mapping[str, Any]]  # by trial ID
 
 
-def load_content(path: Path) -> ReportContent:
-    db = snapshot.open_snapshot(path)
+def load_content(path: Path, shown_as: Path | None = None) -> ReportContent:
+    """Read a snapshot for rendering; `shown_as` is the path to print (a snapshot being
+    published is read from its temp file)."""
+    conn = snapshot.open_snapshot(path)
     try:
-        meta = {r["key"]: json.loads(r["value"]) for r in db["_meta"].rows}
-        curated = {r["line"]: r for r in db["curated"].rows}
-        findings = list(db["findings"].rows_where(order_by='"table", line, id'))
-        outcomes = {r["trial_id"]: r for r in db["outcomes"].rows}
-        records = {r["trial_id"]: r for r in db["records"].rows}
+        meta = {r["key"]: json.loads(r["value"]) for r in conn.execute("select * from _meta")}
+        curated = {r["line"]: r for r in conn.execute("select * from curated")}
+        findings = list(conn.execute('select * from findings order by "table", line, id'))
+        outcomes = {r["trial_id"]: r for r in conn.execute("select * from outcomes")}
+        records = {r["trial_id"]: r for r in conn.execute("select * from records")}
     finally:
-        db.close()
-    return ReportContent(path, meta, curated, findings, outcomes, records)
+        conn.close()
+    return ReportContent(shown_as or path, meta, curated, findings, outcomes, records)
 
 
-def write_reports(snapshot_path: Path, reports_dir: Path) -> tuple[dict[str, Path], str]:
-    """Render every format next to each other under `reports_dir`; returns paths and markdown."""
-    content = load_content(snapshot_path)
+def write_reports(
+    snapshot_path: Path, reports_dir: Path, shown_as: Path | None = None
+) -> tuple[dict[str, Path], str]:
+    """Render every format next to each other under `reports_dir`; returns paths and markdown.
+    Files are named after `shown_as` (the snapshot's final path) when given."""
+    content = load_content(snapshot_path, shown_as)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    stem = snapshot_path.stem
+    stem = content.path.stem
     markdown = render_markdown(content)
     paths = {"md": reports_dir / f"{stem}.md", "json": reports_dir / f"{stem}.json"}
     paths["md"].write_text(markdown, encoding="utf-8")

@@ -1,0 +1,357 @@
+"""The snapshot's tables, declared once, and the rows a run writes into them (pure).
+
+Every table is created from `TABLES` before anything is inserted, so an empty run has exactly
+the columns of a full one. List columns are JSON arrays in every table. Datasette follows the
+foreign keys: records -> payloads -> requests, evidence -> outcomes and requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from registry_sync.model import (
+    CuratedRow,
+    Exchange,
+    Finding,
+    PartialDate,
+    RawPayload,
+    RegistryRecord,
+    TrialState,
+)
+
+SCHEMA_VERSION = 2
+
+# Response headers worth keeping as evidence (the rest is noise or a cookie value).
+KEPT_HEADERS = (
+    "Content-Type",
+    "Content-Length",
+    "Content-Encoding",
+    "ETag",
+    "Last-Modified",
+    "Retry-After",
+    "Location",
+    "Date",
+    "Server",
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: Mapping[str, type]  # name -> str | int | bytes (TEXT, INTEGER, BLOB), in order
+    pk: str | tuple[str, ...]
+    foreign_keys: tuple[tuple[str, str, str], ...] = ()  # (column, other table, other column)
+    not_null: frozenset[str] = frozenset()
+
+
+_RECORD_VALUES: dict[str, type] = {
+    f.name: (int if f.name == "enrollment" else str)
+    for f in dataclasses.fields(RegistryRecord)
+    if f.name not in {"registry", "trial_id"}
+}
+
+# In creation order: a table's foreign keys point at tables created before it.
+TABLES: tuple[Table, ...] = (
+    Table("_meta", {"key": str, "value": str}, pk="key"),
+    Table(
+        "requests",
+        {
+            "request_id": str,
+            "registry": str,
+            "endpoint": str,
+            "method": str,
+            "url": str,
+            "status": int,
+            "fetched_at": str,
+            "headers": str,
+            "body_sha256": str,
+            "body_size": int,
+            "truncated": int,
+            "error": str,
+        },
+        pk="request_id",
+        not_null=frozenset({"registry", "method", "url", "fetched_at"}),
+    ),
+    Table(
+        "payloads",
+        {
+            "sha256": str,
+            "kind": str,
+            "registry": str,
+            "source": str,
+            "trial_id": str,
+            "request_id": str,
+            "url": str,
+            "fetched_at": str,
+            "content_type": str,
+            "container_sha256": str,
+            "origin": str,
+            "size": int,
+            "body": bytes,
+        },
+        pk="sha256",
+        foreign_keys=(("request_id", "requests", "request_id"),),
+        not_null=frozenset({"kind", "registry", "body"}),
+    ),
+    Table(
+        "outcomes",
+        {
+            "trial_id": str,
+            "registry": str,
+            "source": str,
+            "outcome": str,
+            "detail": str,
+            "url": str,
+            "origin": str,
+            "stale": int,
+            "carried_from": str,
+        },
+        pk="trial_id",
+        not_null=frozenset({"outcome"}),
+    ),
+    Table(
+        "evidence",
+        {"trial_id": str, "position": int, "request_id": str},
+        pk=("trial_id", "position"),
+        foreign_keys=(
+            ("trial_id", "outcomes", "trial_id"),
+            ("request_id", "requests", "request_id"),
+        ),
+    ),
+    Table(
+        "records",
+        {
+            "registry": str,
+            "trial_id": str,
+            **_RECORD_VALUES,
+            "source": str,
+            "origin": str,
+            "content_hash": str,
+            "stale": int,
+            "carried_from": str,
+            "fetched_at": str,
+            "source_url": str,
+            "payload_sha256": str,
+            "parser_version": int,
+        },
+        pk=("registry", "trial_id"),
+        foreign_keys=(
+            ("trial_id", "outcomes", "trial_id"),
+            ("payload_sha256", "payloads", "sha256"),
+        ),
+    ),
+    Table(
+        "curated",
+        {
+            "line": int,
+            "table": int,
+            "row": int,
+            "product": str,
+            "refs": str,
+            "cell_type": str,
+            "indication": str,
+            "sponsor": str,
+            "trial_id": str,
+            "phase": str,
+            "nation": str,
+            "start": str,
+            "note": str,
+            "registry": str,
+            "phases": str,
+            "start_iso": str,
+        },
+        pk="line",
+    ),
+    Table(
+        "findings",
+        {
+            "id": int,
+            "table": int,
+            "line": int,
+            "trial_id": str,
+            "field": str,
+            "kind": str,
+            "severity": str,
+            "review_value": str,
+            "registry_value": str,
+            "evidence_url": str,
+            "message": str,
+            "stale": int,
+            "last_updated": str,
+            "stale_since": str,
+        },
+        pk="id",
+        foreign_keys=(("line", "curated", "line"),),
+    ),
+)
+
+
+def json_list(values: Iterable[Any]) -> str:
+    """The one encoding of a list column: a JSON array."""
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+def curated_row(row: CuratedRow) -> dict[str, Any]:
+    """One line of the review's table: as printed, plus what we parsed of it."""
+    return {
+        "line": row.line,
+        "table": row.table,
+        "row": row.row,
+        "product": row.product,
+        "refs": row.refs,
+        "cell_type": row.cell_type,
+        "indication": row.indication,
+        "sponsor": row.sponsor,
+        "trial_id": row.trial_id,
+        "phase": row.phase,
+        "nation": row.nation,
+        "start": row.start,
+        "note": row.note,
+        "registry": row.registry,
+        "phases": json_list(sorted(row.phases)) if row.phases is not None else None,
+        "start_iso": row.start_date.iso() if row.start_date else None,
+    }
+
+
+def normalized_record(rec: RegistryRecord) -> dict[str, Any]:
+    """The record as flat columns: dates ISO, lists JSON. Provenance is not part of it."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(rec):
+        value = getattr(rec, f.name)
+        if isinstance(value, PartialDate):
+            value = value.iso()
+        elif f.name == "unmapped":
+            value = json_list([u.field, u.raw] for u in value)
+        elif isinstance(value, tuple):
+            value = json_list(value)
+        out[f.name] = value
+    return out
+
+
+def content_hash(normalized: Mapping[str, Any]) -> str:
+    """sha256 of the normalized record: equal hashes mean nothing the registry says changed."""
+    text = json.dumps(normalized, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def record_row(state: TrialState, parser_versions: Mapping[str, int]) -> dict[str, Any]:
+    rec = state.record
+    assert rec is not None
+    normalized = normalized_record(rec)
+    source = state.source or rec.registry
+    return {
+        **normalized,
+        "source": source,
+        "origin": state.origin.value,
+        "content_hash": content_hash({**normalized, "source": source}),
+        "stale": state.stale,
+        "carried_from": state.carried_from,
+        "fetched_at": state.fetched_at.isoformat() if state.fetched_at else None,
+        "source_url": state.source_url,
+        "payload_sha256": state.payload_sha256,
+        "parser_version": parser_versions.get(source),
+    }
+
+
+def outcome_row(state: TrialState) -> dict[str, Any]:
+    return {
+        "trial_id": state.trial_id,
+        "registry": state.registry,
+        "source": state.source or state.registry,
+        "outcome": state.outcome.value,
+        "detail": state.detail,
+        "url": state.source_url,
+        "origin": state.origin.value,
+        "stale": state.stale,
+        "carried_from": state.carried_from,
+    }
+
+
+def evidence_rows(state: TrialState) -> list[dict[str, Any]]:
+    return [
+        {"trial_id": state.trial_id, "position": i, "request_id": rid}
+        for i, rid in enumerate(state.evidence)
+    ]
+
+
+def finding_row(index: int, f: Finding) -> dict[str, Any]:
+    return {
+        "id": index,
+        "table": f.table,
+        "line": f.line,
+        "trial_id": f.trial_id,
+        "field": f.field,
+        "kind": f.kind,
+        "severity": f.severity.value,
+        "review_value": f.review_value,
+        "registry_value": f.registry_value,
+        "evidence_url": f.evidence_url,
+        "message": f.message,
+        "stale": f.stale,
+        "last_updated": f.extra.get("last_updated"),
+        "stale_since": f.extra.get("stale_since"),
+    }
+
+
+def request_row(ex: Exchange, endpoint: str) -> dict[str, Any]:
+    """One request as made: what was asked, what came back, the sha256 of the bytes served."""
+    kept = {name: ex.headers[name] for name in KEPT_HEADERS if name in ex.headers}
+    answered = ex.status is not None
+    return {
+        "request_id": ex.request_id,
+        "registry": ex.registry,
+        "endpoint": endpoint,
+        "method": ex.method,
+        "url": ex.url,
+        "status": ex.status,
+        "fetched_at": ex.fetched_at.isoformat(),
+        "headers": json.dumps(kept, ensure_ascii=False),
+        "body_sha256": ex.sha256 if answered else None,
+        "body_size": len(ex.body) if answered else None,
+        "truncated": ex.truncated,
+        "error": ex.error,
+    }
+
+
+def served_payload_row(ex: Exchange) -> dict[str, Any]:
+    """The bytes of one answer, as served (a whole batch page, a block page)."""
+    return {
+        "sha256": ex.sha256,
+        "kind": "served",
+        "registry": ex.registry,
+        "source": ex.registry,
+        "trial_id": None,
+        "request_id": ex.request_id,
+        "url": ex.url,
+        "fetched_at": ex.fetched_at.isoformat(),
+        "content_type": ex.content_type,
+        "container_sha256": None,
+        "origin": None,
+        "size": len(ex.body),
+        "body": ex.body,
+    }
+
+
+def extract_payload_row(p: RawPayload, origin: str | None) -> dict[str, Any]:
+    """The bytes one trial's record was parsed from (a study cut from a batch page refers to
+    the page's request)."""
+    return {
+        "sha256": p.sha256,
+        "kind": "extract",
+        "registry": p.registry,
+        "source": p.served_by,
+        "trial_id": p.trial_id,
+        "request_id": p.request_id,
+        "url": p.url,
+        "fetched_at": p.fetched_at.isoformat(),
+        "content_type": p.content_type,
+        "container_sha256": p.container_sha256,
+        "origin": origin,
+        "size": len(p.body),
+        "body": p.body,
+    }
