@@ -50,7 +50,7 @@ def test_replay_of_bundled_review_covers_every_row(tmp_path: Path) -> None:
     md = result.report_paths["md"].read_text(encoding="utf-8")
     assert (
         "Table 2 row 7, CT1-DAP001 (NCT06482268): review says Phase I/II; "
-        "registry says PHASE1 (last updated 2025-01-29)"
+        "registry says PHASE1 (last updated 2025-01-29) [RECONSTRUCTED]"
     ) in md
     assert "| JMA-IIA00412 | JMACCT (JMA-IIA) | unsupported |" in md
 
@@ -107,8 +107,14 @@ def test_down_registry_carries_last_good_values_forward_marked_stale(tmp_path: P
     )
     assert phase == [(1,)]
     # the carried payloads travel with the new snapshot, so it stands alone
-    payloads = rows_of(second.snapshot_path, "select count(*) from payloads")
+    payloads = rows_of(second.snapshot_path, "select count(*) from payloads where kind = 'extract'")
     assert payloads == [(3,)]
+    # the 503 answers are kept as evidence of why the values are stale; the request the kept
+    # values came in (run 1's 200) travels with them
+    sql = "select distinct status from requests join evidence using (request_id)"
+    assert rows_of(second.snapshot_path, sql) == [(503,)]
+    sql = "select status from requests join payloads using (request_id) where kind = 'extract'"
+    assert set(rows_of(second.snapshot_path, sql)) == {(200,)}
     assert "[STALE: values fetched 20" in second.report_markdown
     assert "0 days before this run]" in second.report_markdown
 

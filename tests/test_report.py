@@ -59,7 +59,10 @@ def test_unchecked_trials_name_their_table_and_product(content: report.ReportCon
 
 def test_status_table_flags_unknown_status(content: report.ReportContent) -> None:
     md = report.render_markdown(content)
-    assert "| 5 | CAStem | NCT04331613 | UNKNOWN (last known: RECRUITING) ⚠ | 2020-04-02 |" in md
+    assert (
+        "| 5 | CAStem | NCT04331613 | UNKNOWN (last known: RECRUITING) ⚠ [RECONSTRUCTED] | "
+        "2020-04-02 |"
+    ) in md
 
 
 def test_json_findings_carry_product_and_row(content: report.ReportContent) -> None:

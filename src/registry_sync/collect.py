@@ -92,9 +92,7 @@ def enforce_contract(
     for o in outcomes:
         tid = normalize_id(o.trial_id)
         if tid not in asked:
-            _violation(
-                notes, key, f"dropped an outcome for {o.trial_id!r}, which was not asked for"
-            )
+            _violation(notes, key, f"dropped an outcome for {o.trial_id!r}: not asked for")
         elif tid in got:
             _violation(notes, key, f"dropped a second outcome for {tid} ({o.outcome.value})")
         else:

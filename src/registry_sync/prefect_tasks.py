@@ -8,7 +8,7 @@ CLI run does. Imported only by the flows, so the CLI never pays for importing Pr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import task
@@ -16,11 +16,13 @@ from prefect.cache_policies import NO_CACHE
 
 from registry_sync import pipeline
 from registry_sync.errors import TransientFetchError, ValidationFailed
+from registry_sync.http import Http
+from registry_sync.model import FetchOutcome
+from registry_sync.registry_table import REGISTRY_TABLE
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-FETCH_RETRIES = 2
 FETCH_RETRY_DELAY_S = 60
 
 
@@ -36,17 +38,29 @@ def _plain_task(fn: Callable[P, R], name: str) -> Callable[P, R]:
 
 
 def prefect_steps(fetch_retry_delay_s: float = FETCH_RETRY_DELAY_S) -> pipeline.Steps:
-    """`pipeline.Steps` whose calls run as Prefect tasks inside the calling flow."""
+    """`pipeline.Steps` whose calls run as Prefect tasks inside the calling flow.
+
+    The fetch task's retries come from the registry table (`task_retries`), per registry: a
+    registry that blocks bots is never retried, ClinicalTrials.gov twice.
+    """
     base = pipeline.Steps()
-    fetch = task(
+    fetch_task = task(
         name="fetch-registry",
-        retries=FETCH_RETRIES,
+        retries=0,
         retry_delay_seconds=fetch_retry_delay_s,
         retry_condition_fn=is_transient_failure,
-        task_run_name="fetch-{key}",
         cache_policy=NO_CACHE,
         persist_result=False,
     )(base.fetch_registry)
+
+    def fetch(key: str, ids: Sequence[str], http: Http, base_url: str) -> list[FetchOutcome]:
+        info = REGISTRY_TABLE.get(key)
+        configured = fetch_task.with_options(
+            retries=info.task_retries if info is not None else 0,
+            task_run_name=f"fetch-{key}",
+        )
+        return configured(key, ids, http, base_url)
+
     return pipeline.Steps(
         load_curated=_plain_task(base.load_curated, "load-curated"),
         validate_curated=_plain_task(base.validate_curated, "validate-curated"),

@@ -18,7 +18,7 @@ from registry_sync.ids import normalize_id
 from registry_sync.registry_table import registry_name
 
 # Finding kinds that say the review and the registry disagree.
-DRIFT_KINDS = ("phase_mismatch", "start_mismatch", "sponsor_mismatch", "not_found")
+DRIFT_KINDS = ("phase_mismatch", "start_mismatch", "sponsor_mismatch", "not_found", "vanished")
 # Finding kinds visible from the review's table alone.
 REVIEW_KINDS = ("id_malformed", "duplicate_id", "phase_unparsed", "start_unparsed")
 FORMATS = ("md", "json")
@@ -26,7 +26,13 @@ REPLAY_NOTE = (
     "",
     "> Replay of recorded payloads: registry values are as of their capture (see the replay "
     "set's SOURCES.md), not today; an ID the set lacks is `not_in_replay`, not missing from "
-    "the registry.",
+    "the registry. Values marked [RECONSTRUCTED] come from records rebuilt by hand from "
+    "archived registry pages, not from a recorded registry answer.",
+)
+CUSTOM_NOTE = (
+    "",
+    "> Custom endpoints: at least one registry was reached at a base URL that is not its own "
+    "(see `base_urls` in the snapshot); these values never feed a live run.",
 )
 
 
@@ -94,6 +100,9 @@ def summary(content: ReportContent) -> dict[str, Any]:
         "findings": dict(sorted(kinds.items())),
         "rows_out_of_date": len(drift_rows),
         "stale_records": sum(1 for r in content.records.values() if r.get("stale")),
+        "reconstructed": sum(
+            1 for r in content.records.values() if r.get("origin") == "reconstructed"
+        ),
         "data_timestamps": content.meta.get("data_timestamps", {}),
     }
 
@@ -171,6 +180,7 @@ def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
         f"Run `{s['run_id']}` ({s['mode']}), started {s['started_at']}: **{state}**, {gate}.",
         f"Snapshot: `{content.path}`. Registry data: {stamps}.",
         *(REPLAY_NOTE if s["mode"] == "replay" else ()),
+        *(CUSTOM_NOTE if s["mode"] == "custom" else ()),
         "",
         "## Summary",
         "",
@@ -179,6 +189,11 @@ def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
         f"- Rows where the review is out of date: {s['rows_out_of_date']}",
         f"- Findings by kind: {kinds}",
         f"- Records carried forward from an earlier run (stale): {s['stale_records']}",
+        *(
+            [f"- Records rebuilt by hand from archived pages (reconstructed): {s['reconstructed']}"]
+            if s["reconstructed"]
+            else []
+        ),
         "",
     ]
 
@@ -205,11 +220,20 @@ def _describe(content: ReportContent, f: Mapping[str, Any]) -> str:
     text = str(f["message"])
     if f.get("last_updated"):
         text += f" (last updated {f['last_updated']})"
+    if _origin(content, f) == "reconstructed":
+        text += " [RECONSTRUCTED]"
     if f.get("stale"):
         text += f" [STALE: {stale_age(f.get('stale_since'), content.meta.get('started_at'))}]"
     if f.get("evidence_url"):
         text += f" — <{f['evidence_url']}>"
     return text
+
+
+def _origin(content: ReportContent, f: Mapping[str, Any]) -> str | None:
+    record = content.records.get(str(f["trial_id"])) or content.records.get(
+        normalize_id(str(f["trial_id"]))
+    )
+    return record.get("origin") if record else None
 
 
 def stale_age(stale_since: object, run_started: object) -> str:
@@ -249,6 +273,7 @@ def _status_section(content: ReportContent) -> list[str]:
         row = content.curated.get(f["line"], {})
         flag = " ⚠" if f["severity"] == "warning" else ""
         stale = " (stale)" if f.get("stale") else ""
+        stale += " [RECONSTRUCTED]" if _origin(content, f) == "reconstructed" else ""
         lines.append(
             f"| {f['table']} | {row.get('product', '?')} | {f['trial_id']} | "
             f"{f['registry_value']}{flag}{stale} | {f.get('last_updated') or ''} |"
