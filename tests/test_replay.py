@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from registry_sync.http import Http
+from registry_sync.registry_table import ALL_KEYS
 from registry_sync.replay import Fault, ReplayServer, ReplaySetError
 from registry_sync.settings import HttpSettings
 
@@ -140,6 +141,8 @@ def test_unknown_path_is_404_text_plain(server: ReplayServer, session: requests.
     resp = _get(session, server, "/jrct/latest-detail/jRCTs051180190")
     assert resp.status_code == 404
     assert resp.headers["Content-Type"].startswith("text/plain")
+    assert resp.text == "the replay set has no routes for jrct"
+    assert _get(session, server, "/elsewhere/studies").status_code == 404
 
 
 def test_ctgov_reconstructed_nct04363346_is_served(
@@ -175,8 +178,11 @@ def test_covers_knows_the_set_not_the_registry(server: ReplayServer) -> None:
     assert not server.covers("nope", "NCT04363346")
 
 
-def test_base_urls_point_at_the_server(server: ReplayServer) -> None:
-    assert server.base_urls() == {"ctgov": f"{server.url}/ctgov/api/v2"}
+def test_base_urls_point_every_registry_at_the_server(server: ReplayServer) -> None:
+    urls = server.base_urls()
+    assert list(urls) == list(ALL_KEYS)  # a replay run never reaches a live registry
+    assert urls["ctgov"] == f"{server.url}/ctgov/api/v2"
+    assert urls["jrct"] == f"{server.url}/jrct"  # no routes yet: 404 under it
     assert server.url.startswith("http://127.0.0.1:")
 
 

@@ -115,7 +115,7 @@ def run(
     settings = _settings(data_dir, curated).with_base_urls(_parse_base_urls(base_urls))
     result = run_pipeline(settings, request)
     click.echo(
-        f"run {result.run_id} ({request.mode}): {'PARTIAL' if result.partial else 'complete'}"
+        f"run {result.run_id} ({result.mode}): {'PARTIAL' if result.partial else 'complete'}"
     )
     click.echo("trials: " + ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())))
     click.echo(
@@ -251,20 +251,39 @@ def check(curated: Path | None) -> None:
 @main.command("serve-replay")
 @click.argument("replay_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--port", type=int, default=8123, show_default=True)
-def serve_replay(replay_dir: Path, port: int) -> None:
-    """Serve a replay set on 127.0.0.1 until interrupted (for pointing REGISTRY_SYNC_*_URL at)."""
-    import time
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="PATH_PREFIX=KIND[:N]",
+    help="Answer requests whose path starts with PATH_PREFIX with a fault (only the first N "
+    "if given), e.g. /ctgov/api/v2/studies=503:2. KIND: 503, 429, timeout, drop, truncate, "
+    "403, 405, 404, empty, html-block. Repeatable; tried in order.",
+)
+@_friendly_errors
+def serve_replay(replay_dir: Path, port: int, faults: tuple[str, ...]) -> None:
+    """Serve a replay set on 127.0.0.1 until interrupted (for pointing REGISTRY_SYNC_*_URL at).
 
-    from registry_sync.replay import ReplayServer
+    Every registry gets a URL; one the set has no routes for answers 404, never the live site.
+    """
+    from registry_sync.replay import ReplayServer, parse_fault_spec
 
-    with ReplayServer(replay_dir, port=port) as server:
+    try:
+        specs = [parse_fault_spec(spec) for spec in faults]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from exc
+    server = ReplayServer(replay_dir, port=port)
+    for spec in specs:
+        server.add_fault(spec.prefix, spec.fault, times=spec.times)
+    with server:  # stdout: only the export lines, so that `eval "$(...)"` works
         for key, url in server.base_urls().items():
             click.echo(f"export REGISTRY_SYNC_{key.upper()}_URL={url}")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        click.echo(f"serving {replay_dir} on {server.url} (Ctrl-C to stop)", err=True)
+        rules = server.faults
+        click.echo("faults: " + (f"{len(rules)}" if rules else "none"), err=True)
+        for rule in rules:
+            click.echo(f"  {rule.describe()}", err=True)
+        server.wait()
 
 
 if __name__ == "__main__":  # pragma: no cover

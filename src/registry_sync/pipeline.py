@@ -358,7 +358,8 @@ def fetch_all(
     fetched = Fetched()
     if not by_registry:
         return fetched
-    with ThreadPoolExecutor(max_workers=len(by_registry), thread_name_prefix="fetch") as pool:
+    workers = endpoints.settings.fetch_workers or len(by_registry)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         futures = {
             key: pool.submit(
                 contextvars.copy_context().run,

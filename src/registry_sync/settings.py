@@ -41,6 +41,7 @@ class Settings:
     base_urls: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_URLS))
     http: HttpSettings = field(default_factory=HttpSettings)
     expectations_dir: Path = Path("expectations")
+    fetch_workers: int | None = None  # registries fetched at once; None = all side by side
 
     @property
     def snapshots_dir(self) -> Path:
@@ -70,6 +71,8 @@ class Settings:
             kwargs["data_dir"] = Path(env["REGISTRY_SYNC_DATA_DIR"])
         if env.get("REGISTRY_SYNC_CURATED"):
             kwargs["curated_path"] = Path(env["REGISTRY_SYNC_CURATED"])
+        if env.get("REGISTRY_SYNC_FETCH_WORKERS"):
+            kwargs["fetch_workers"] = max(1, int(env["REGISTRY_SYNC_FETCH_WORKERS"]))
         if env.get("REGISTRY_SYNC_EXPECTATIONS_DIR"):
             kwargs["expectations_dir"] = Path(env["REGISTRY_SYNC_EXPECTATIONS_DIR"])
         http_kwargs: dict[str, object] = {}

@@ -13,7 +13,8 @@ API does:
 - `GET /version`: `ctgov/version.json` when the set has one, else 404.
 
 The set is every `*.json` under `ctgov/` (recursively) that is a single study document (has
-`protocolSection.identificationModule.nctId`); list pages and `version.json` are skipped.
+`protocolSection.identificationModule.nctId`); list pages and `version.json` are skipped. One key
+space, `nct_id`; a document under `ctgov/reconstructed/` has origin RECONSTRUCTED.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from registry_sync.replay.routes import (
+    KeySpaces,
     RegistryRoutes,
+    ReplayRequest,
     ReplaySetError,
     Reply,
     Route,
     Store,
+    StoredDoc,
+    add_doc,
     check_params,
+    load_doc,
     text_reply,
 )
 
@@ -41,10 +47,12 @@ _CTGOV_LIST_PARAMS = frozenset({"filter.ids", "pageSize", "pageToken", "countTot
 _CTGOV_STUDY_PARAMS = frozenset({"fields", "markupFormat"})
 
 
-def index_ctgov(folder: Path) -> dict[str, bytes]:
+NCT_ID = "nct_id"  # the one key space
+
+
+def index_ctgov(folder: Path) -> KeySpaces:
     """Every single-study JSON document under `folder`, by NCT ID; other JSON is skipped."""
-    docs: dict[str, bytes] = {}
-    where: dict[str, Path] = {}
+    docs: dict[str, StoredDoc] = {}
     for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
         raw = path.read_bytes()
         try:
@@ -52,14 +60,9 @@ def index_ctgov(folder: Path) -> dict[str, bytes]:
         except ValueError as exc:
             raise ReplaySetError(f"{path}: not valid JSON ({exc}); fix or remove it") from exc
         nct_id = _nct_id(doc)
-        if nct_id is None:
-            continue
-        if nct_id in docs:
-            raise ReplaySetError(
-                f"{nct_id} is in the replay set twice ({where[nct_id]} and {path}); keep one"
-            )
-        docs[nct_id], where[nct_id] = raw, path
-    return docs
+        if nct_id is not None:
+            add_doc(docs, nct_id, load_doc(folder, path, raw))
+    return {NCT_ID: docs}
 
 
 def _nct_id(doc: object) -> str | None:
@@ -69,23 +72,24 @@ def _nct_id(doc: object) -> str | None:
     return nct_id.upper() if isinstance(nct_id, str) else None
 
 
-def _ctgov_study(store: Store, match: re.Match[str], query: Mapping[str, str]) -> Reply:
-    if problem := check_params(query, _CTGOV_STUDY_PARAMS):
+def _ctgov_study(store: Store, match: re.Match[str], request: ReplayRequest) -> Reply:
+    if problem := check_params(request.query, _CTGOV_STUDY_PARAMS):
         return problem
-    raw = store.docs.get(match["nct"].upper())
-    if raw is None:
+    doc = store.lookup(NCT_ID, match["nct"].upper())
+    if doc is None:
         return text_reply(404, f"Study not found: {match['nct']}")
-    return Reply(200, raw)
+    return Reply(200, doc.body)
 
 
-def _ctgov_version(store: Store, match: re.Match[str], query: Mapping[str, str]) -> Reply:
+def _ctgov_version(store: Store, match: re.Match[str], request: ReplayRequest) -> Reply:
     path = store.folder / "version.json"
     if not path.is_file():
         return text_reply(404, "this replay set has no ctgov/version.json")
     return Reply(200, path.read_bytes())
 
 
-def _ctgov_studies(store: Store, match: re.Match[str], query: Mapping[str, str]) -> Reply:
+def _ctgov_studies(store: Store, match: re.Match[str], request: ReplayRequest) -> Reply:
+    query = request.query
     if problem := check_params(query, _CTGOV_LIST_PARAMS):
         return problem
     size_text = query.get("pageSize", str(CTGOV_DEFAULT_PAGE_SIZE))
@@ -101,7 +105,8 @@ def _ctgov_studies(store: Store, match: re.Match[str], query: Mapping[str, str])
         offset = decoded
     ids = _ctgov_ids(store, query.get("filter.ids"))
     page = ids[offset : offset + size]
-    parts = [b'{"studies":[', b",".join(store.docs[i].strip() for i in page), b"]"]
+    docs = store.space(NCT_ID)
+    parts = [b'{"studies":[', b",".join(docs[i].body.strip() for i in page), b"]"]
     if "pageToken" not in query and query.get("countTotal", "").lower() == "true":
         parts.append(b',"totalCount":' + str(len(ids)).encode())
     if offset + size < len(ids):
@@ -112,10 +117,11 @@ def _ctgov_studies(store: Store, match: re.Match[str], query: Mapping[str, str])
 
 
 def _ctgov_ids(store: Store, filter_ids: str | None) -> list[str]:
+    docs = store.space(NCT_ID)
     if filter_ids is None:
-        return sorted(store.docs)
+        return sorted(docs)
     wanted = [part.strip().upper() for part in re.split(r"[,|]", filter_ids)]
-    return [i for i in dict.fromkeys(wanted) if i in store.docs]
+    return [i for i in dict.fromkeys(wanted) if i in docs]
 
 
 def _signature(query: Mapping[str, str]) -> str:
@@ -145,5 +151,6 @@ ROUTES = RegistryRoutes(
         Route(re.compile(r"/studies/(?P<nct>(?:NCT|nct)\d{8})"), _ctgov_study),
         Route(re.compile(r"/version"), _ctgov_version),
     ),
+    spaces=(NCT_ID,),
     normalize=str.upper,
 )

@@ -1,73 +1,93 @@
 """The loopback HTTP server that replays a replay directory, with fault injection.
 
-Faults (`add_fault`) answer instead of the normal route: another status, extra headers, another
-body, a delay (client timeouts), a truncated body, or a connection dropped without a response.
+Every registry key of the registry table gets a base URL on this server, routed or not: a key
+without routes answers 404 under `/<key>`, so a `--replay` run never reaches a live registry.
+GET, POST and HEAD are served (HEAD: headers only); every request is kept in `requests`.
+
+Faults (`add_fault`, named kinds in `FAULT_KINDS`, see `faults.py`) answer instead of the
+normal route: another status, extra headers, another body, a delay (client timeouts), a
+truncated body, or a connection dropped without a response.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import socket
 import socketserver
 import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
+from registry_sync.errors import RegistrySyncError
+from registry_sync.model import Origin
+from registry_sync.registry_table import ALL_KEYS
 from registry_sync.replay import ctgov
-from registry_sync.replay.routes import RegistryRoutes, ReplaySetError, Reply, Store, text_reply
+from registry_sync.replay.faults import FAULT_KINDS, Fault, FaultQueue, FaultRule
+from registry_sync.replay.routes import (
+    Headers,
+    RegistryRoutes,
+    ReplayRequest,
+    ReplaySetError,
+    Reply,
+    Store,
+    StoredDoc,
+    parse_cookies,
+    text_reply,
+)
 
-# Every registry the replay server answers for, in routing order.
+__all__ = [
+    "FAULT_KINDS",
+    "REGISTRY_ROUTES",
+    "Fault",
+    "RecordedRequest",
+    "ReplayPortInUse",
+    "ReplayServer",
+]
+
+# Every registry the replay server has routes for, in routing order.
 REGISTRY_ROUTES: tuple[RegistryRoutes, ...] = (ctgov.ROUTES,)
 
 
-@dataclass(frozen=True)
-class Fault:
-    """What to answer instead of the normal route."""
-
-    status: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)  # e.g. {"Retry-After": "2"}
-    body: bytes | None = None  # replaces the normal body when set
-    delay: float = 0.0  # seconds to sleep before answering
-    truncate_to: int | None = None  # announce the full Content-Length, send this many bytes
-    drop: bool = False  # close the connection without any response
+@dataclasses.dataclass(frozen=True)
+class RecordedRequest(ReplayRequest):
+    """A request as the server received it; `path` is the full path (base path included)."""
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: Mapping[str, str]  # the last value of each parameter
-    headers: Mapping[str, str]
-
-    def header(self, name: str) -> str | None:
-        """A request header, looked up case-insensitively."""
-        wanted = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
+class ReplayPortInUse(RegistrySyncError):
+    """The port asked for is taken by another process."""
 
 
 class ReplayServer:
     """Serves a replay directory on a loopback port from a daemon thread."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        routes: tuple[RegistryRoutes, ...] = REGISTRY_ROUTES,
+    ) -> None:
         if not Path(root).is_dir():
             raise ReplaySetError(f"replay directory {root} does not exist")
+        keys = [r.key for r in routes]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"two route tables for one registry key: {keys}")
         self.root = Path(root)
         self.host = host
         self.port = port
-        self.stores = {
-            r.key: Store(self.root / r.key, r.index(self.root / r.key)) for r in REGISTRY_ROUTES
-        }
+        self.routes = routes
+        self.stores: dict[str, Store] = {r.key: r.build_store(self.root / r.key) for r in routes}
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # unexpected handler errors, for debugging
-        self._faults: list[tuple[str, Fault, list[int]]] = []
-        self._lock = threading.Lock()
+        self._faults = FaultQueue()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -84,9 +104,18 @@ class ReplayServer:
         self.stop()
 
     def start(self) -> None:
+        """Bind and serve; a taken port is a `ReplayPortInUse` naming the port."""
         if self._httpd is not None:
             return
-        self._httpd = _HTTPServer((self.host, self.port), _ReplayHandler, self)
+        try:
+            self._httpd = _HTTPServer((self.host, self.port), _ReplayHandler, self)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise ReplayPortInUse(
+                f"port {self.port} is in use: {exc.strerror}; stop what holds it or choose "
+                "another port"
+            ) from exc
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -105,50 +134,93 @@ class ReplayServer:
             self._thread.join()
         self._httpd, self._thread = None, None
 
+    def wait(self, seconds: float | None = None) -> None:
+        """Block the caller until Ctrl-C (or `seconds` pass) while the server thread serves."""
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait(seconds)
+
     @property
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("the replay server is not started")
         return f"http://{self.host}:{self.port}"
 
+    def keys(self) -> tuple[str, ...]:
+        """Every registry key the server answers for: the registry table's, then extra routes'."""
+        return ALL_KEYS + tuple(r.key for r in self.routes if r.key not in ALL_KEYS)
+
     def base_urls(self) -> dict[str, str]:
-        """Registry key -> base URL on this server, for `Settings.with_base_urls`."""
-        return {r.key: f"{self.url}{r.base_path}" for r in REGISTRY_ROUTES}
+        """Registry key -> base URL on this server, for every key: `Settings.with_base_urls`."""
+        paths = {r.key: r.base_path for r in self.routes}
+        return {key: f"{self.url}{paths.get(key, '/' + key)}" for key in self.keys()}
 
     def covers(self, registry: str, trial_id: str) -> bool:
-        """Does the set hold a payload for this trial?"""
-        routes = next((r for r in REGISTRY_ROUTES if r.key == registry), None)
-        store = self.stores.get(registry)
-        return routes is not None and store is not None and routes.normalize(trial_id) in store.docs
+        """Does the set hold a payload for this trial (by its registry ID)?"""
+        return self._trial(registry, trial_id) is not None
 
-    def add_fault(self, path_prefix: str, fault: Fault, times: int = 1) -> None:
-        """The next `times` requests whose path (query included) starts with the prefix get it."""
-        if times < 1:
-            raise ValueError(f"times must be at least 1, got {times}")
-        with self._lock:
-            self._faults.append((path_prefix, fault, [times]))
+    def origin(self, registry: str, trial_id: str) -> Origin | None:
+        """RECORDED or RECONSTRUCTED for a trial in the set; None when the set lacks it."""
+        doc = self._trial(registry, trial_id)
+        return None if doc is None else doc.origin
 
-    def take_fault(self, target: str) -> Fault | None:
+    def _trial(self, registry: str, trial_id: str) -> StoredDoc | None:
+        routes = next((r for r in self.routes if r.key == registry), None)
+        if routes is None:
+            return None
+        return self.stores[registry].trials.get(routes.normalize(trial_id))
+
+    def add_fault(
+        self, path_prefix: str, fault: Fault, times: int | None = 1, method: str | None = None
+    ) -> None:
+        """The next `times` requests (None: every one) whose target (path and query) starts
+        with the prefix, of `method` if given, get the fault. Faults are tried FIFO."""
+        self._faults.add(FaultRule(path_prefix, fault, times, method and method.upper()))
+
+    def take_fault(self, target: str, method: str = "GET") -> Fault | None:
         """The first pending fault for this request target, counted down (FIFO)."""
-        with self._lock:
-            for i, (prefix, fault, left) in enumerate(self._faults):
-                if target.startswith(prefix):
-                    left[0] -= 1
-                    if left[0] == 0:
-                        del self._faults[i]
-                    return fault
-        return None
+        return self._faults.take(method, target)
 
-    def route(self, path: str, query: Mapping[str, str]) -> Reply:
-        """The normal answer for a path: the registry whose base path it is under, else 404."""
-        for routes in REGISTRY_ROUTES:
-            if not path.startswith(routes.base_path + "/"):
+    @property
+    def faults(self) -> list[FaultRule]:
+        """The pending faults, in the order they are tried (a copy)."""
+        return self._faults.pending()
+
+    def route(self, request: ReplayRequest) -> Reply:
+        """The normal answer: the registry whose base path the request is under, else 404."""
+        for routes in self.routes:
+            rest = _below(request.path, routes.base_path)
+            if rest is not None:
+                return self._dispatch(routes, dataclasses.replace(request, path=rest))
+        key = next((k for k in self.keys() if _below(request.path, "/" + k) is not None), None)
+        if key is not None:
+            return text_reply(404, f"the replay set has no routes for {key}")
+        return text_reply(404, f"not in the replay server's routes: {request.path}")
+
+    def _dispatch(self, routes: RegistryRoutes, request: ReplayRequest) -> Reply:
+        for route in routes.routes:
+            match = route.pattern.fullmatch(request.path)
+            if match is None:
                 continue
-            rest = path[len(routes.base_path) :]
-            for route in routes.routes:
-                if match := route.pattern.fullmatch(rest):
-                    return route.handler(self.stores[routes.key], match, query)
-        return text_reply(404, f"not in the replay server's routes: {path}")
+            if request.method not in route.methods:
+                allow = ", ".join(sorted(route.methods))
+                return dataclasses.replace(
+                    text_reply(405, f"{request.method} is not allowed here; use {allow}"),
+                    headers={"Allow": allow},
+                )
+            try:
+                return route.handler(self.stores[routes.key], match, request)
+            except Exception as exc:  # a bug in a handler: answer 500, keep it for the test
+                self.errors.append(exc)
+                return text_reply(500, f"replay handler error: {exc!r}")
+        base = routes.base_path
+        return text_reply(404, f"not in the replay server's routes: {base}{request.path}")
+
+
+def _below(path: str, base: str) -> str | None:
+    """The part of `path` below `base` (`/studies`), or None when not under it."""
+    if path == base:
+        return ""
+    return path[len(base) :] if path.startswith(base + "/") else None
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -176,17 +248,46 @@ class _ReplayHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as live
 
     def do_GET(self) -> None:
+        self._answer("GET")
+
+    def do_POST(self) -> None:
+        self._answer("POST")
+
+    def do_HEAD(self) -> None:
+        self._answer("HEAD")
+
+    def _answer(self, method: str) -> None:
         replay = cast(_HTTPServer, self.server).replay
-        parts = urlsplit(self.path)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        headers = dict(self.headers.items())
-        replay.requests.append(RecordedRequest("GET", parts.path, query, headers))
-        fault = replay.take_fault(self.path)
-        reply = replay.route(parts.path, query)
+        body = self._read_body()
+        if body is None:
+            self.close_connection = True
+            self._send(text_reply(411, "send a Content-Length (chunked bodies are not read)"))
+            return
+        request = self._request(method, body)
+        replay.requests.append(_recorded(request))
+        fault = replay.take_fault(self.path, method)
+        reply = replay.route(request)
         if fault is None:
-            self._send(reply.status, _headers(reply, {}), reply.body)
+            self._send(reply)
         else:
             self._send_fault(reply, fault)
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return None
+        length = (self.headers.get("Content-Length") or "0").strip()
+        return self.rfile.read(int(length)) if length.isdigit() else None
+
+    def _request(self, method: str, body: bytes) -> ReplayRequest:
+        parts = urlsplit(self.path)
+        return ReplayRequest(
+            method=method,
+            path=parts.path,
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+            headers=Headers(self.headers.items()),
+            cookies=parse_cookies(self.headers.get("Cookie")),
+            body=body,
+        )
 
     def _send_fault(self, reply: Reply, fault: Fault) -> None:
         if fault.delay > 0:
@@ -197,26 +298,32 @@ class _ReplayHandler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         body = reply.body if fault.body is None else fault.body
-        headers = _headers(reply, fault.headers)
-        if fault.truncate_to is None:
-            self._send(fault.status, headers, body)
-            return
-        self.close_connection = True
-        self._send(fault.status, headers, body, limit=fault.truncate_to)
+        limit = fault.limit(len(body))
+        if limit is not None:
+            self.close_connection = True
+        faulty = dataclasses.replace(reply, status=fault.status, body=body)
+        self._send(faulty, fault.headers, limit)
 
     def _send(
-        self, status: int, headers: Mapping[str, str], body: bytes, limit: int | None = None
+        self, reply: Reply, override: Mapping[str, str] | None = None, limit: int | None = None
     ) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
+        """Status, headers (a fault's `override` replacing the reply's), body (not for HEAD)."""
+        self.send_response(reply.status)
+        for name, value in _headers(reply, override or {}).items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
-        self.wfile.write(body if limit is None else body[:limit])
+        if self.command != "HEAD":
+            self.wfile.write(reply.body if limit is None else reply.body[:limit])
         self.wfile.flush()
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the tests and the CLI read `ReplayServer.requests` instead of stderr."""
+
+
+def _recorded(request: ReplayRequest) -> RecordedRequest:
+    r = request
+    return RecordedRequest(r.method, r.path, r.query, r.headers, r.cookies, r.body)
 
 
 def _headers(reply: Reply, override: Mapping[str, str]) -> dict[str, str]:
