@@ -249,3 +249,67 @@ def test_ctgov_data_timestamp_none_when_down(server: ReplayServer, http: Http) -
 def test_ctgov_fetch_nothing_sends_nothing(server: ReplayServer, http: Http) -> None:
     assert ctgov.fetch([], http, base(server)) == []
     assert server.requests == []
+
+
+# ---------------------------------------------------------------------------- evidence
+
+
+def test_ctgov_ok_evidence_is_the_page_it_was_found_on(server: ReplayServer, http: Http) -> None:
+    ids = ["NCT00763412", "NCT03418623", ABSENT]
+    outcomes = by_id(ctgov.fetch(ids, http, base(server), batch_size=3, page_size=1))
+    pages = [e for e in http.exchanges if e.url.startswith(f"{base(server)}/studies?")]
+    assert len(pages) == 2  # two studies, one per page; the absent ID ends the listing
+    for nct_id, page in zip(("NCT00763412", "NCT03418623"), pages, strict=True):
+        outcome = outcomes[nct_id]
+        assert outcome.evidence == (page,)
+        assert outcome.payload is not None and outcome.payload.request_id == page.request_id
+    assert outcomes[ABSENT].evidence == tuple(pages), "not found: every page of its batch"
+
+
+def test_ctgov_error_evidence_is_the_failing_exchange(server: ReplayServer, http: Http) -> None:
+    server.add_fault(STUDIES, Fault(status=403, body=b"synthetic forbidden"))
+    outcomes = ctgov.fetch(["NCT03418623", "NCT04207047"], http, base(server))
+    assert {o.outcome for o in outcomes} == {Outcome.BLOCKED}
+    first, second = (o.evidence for o in outcomes)
+    assert first == second and [(e.status, e.body) for e in first] == [
+        (403, b"synthetic forbidden")
+    ]
+
+
+def test_ctgov_invalid_json_page_is_its_own_evidence(server: ReplayServer, http: Http) -> None:
+    server.add_fault(STUDIES, Fault(body=b"<html>synthetic maintenance</html>"))
+    (outcome,) = ctgov.fetch(["NCT03418623"], http, base(server))
+    assert outcome.outcome is Outcome.REGISTRY_DOWN
+    assert [e.body for e in outcome.evidence] == [b"<html>synthetic maintenance</html>"]
+
+
+def test_ctgov_page_over_the_cap_is_parse_error_for_the_rest_of_the_batch(
+    server: ReplayServer,
+) -> None:
+    http = Http(HttpSettings(min_interval={}), max_bytes={"ctgov": 16 * 1024})
+    ids = ["NCT00763412", "NCT03418623", "NCT04207047"]
+    outcomes = by_id(ctgov.fetch(ids, http, base(server), batch_size=3))
+    assert {o.outcome for o in outcomes.values()} == {Outcome.PARSE_ERROR}
+    assert all(
+        o.detail.startswith("answer larger than the 0.015625 MB cap") for o in outcomes.values()
+    )
+    evidence = [o.evidence for o in outcomes.values()]
+    assert evidence == [evidence[0]] * 3 and [e.truncated for e in evidence[0]] == [True]
+    assert len(study_requests(server)) == 1, "not retried"
+    http.close()
+
+
+def test_ctgov_cap_after_a_good_page_keeps_what_was_found(server: ReplayServer) -> None:
+    # the first page (one study) fits a 40 KB cap; the second page is NCT00763412's
+    # document with results, bigger than that (sizes of the real fixtures)
+    small, big = "NCT04207047", "NCT00763412"
+    assert (
+        len((REAL / "study_NCT04207047_unknown-status_lastKnownStatus.json").read_bytes())
+        < (40 * 1024)
+        < len(next(REAL.glob(f"study_{big}_*.json")).read_bytes())
+    )
+    http = Http(HttpSettings(min_interval={}), max_bytes={"ctgov": 40 * 1024})
+    outcomes = by_id(ctgov.fetch([small, big], http, base(server), batch_size=2, page_size=1))
+    assert outcomes[small].outcome is Outcome.OK
+    assert outcomes[big].outcome is Outcome.PARSE_ERROR and "MB cap" in outcomes[big].detail
+    http.close()

@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry_sync.errors import ParseError
-from registry_sync.http import HttpResponse
 from registry_sync.model import (
     PHASES,
     STATUSES,
+    Exchange,
     Outcome,
     PartialDate,
     Precision,
@@ -218,7 +218,7 @@ def test_ctgov_missing_modules_are_empty_not_errors() -> None:
 
 def test_ctgov_wrong_trial_raises_parse_error() -> None:
     body = (FIXTURES / "study_NCT00763412_month-precision-start_with-results.json").read_bytes()
-    with pytest.raises(ParseError, match="NCT00763412"):
+    with pytest.raises(ParseError, match=r"page is for NCT00763412, not NCT03418623$"):
         ctgov.parse(payload("NCT03418623", body))
 
 
@@ -294,8 +294,13 @@ def test_ctgov_split_page_rejects_truncated_page() -> None:
         ctgov.split_page(PAGE1.read_bytes()[:4000])
 
 
-def _page_response(path: Path) -> HttpResponse:
-    return HttpResponse("http://replay/studies?x=1", 200, {}, path.read_bytes(), FETCHED_AT)
+def _exchange(url: str, body: bytes) -> Exchange:
+    """A synthetic exchange around a real page's bytes, as `Http` would have kept it."""
+    return Exchange("synthetic-id", "ctgov", "GET", url, 200, FETCHED_AT, {}, body)
+
+
+def _page_response(path: Path) -> Exchange:
+    return _exchange("http://replay/studies?x=1", path.read_bytes())
 
 
 def test_ctgov_match_studies_payload_is_canonical_study() -> None:
@@ -319,7 +324,7 @@ def test_ctgov_match_studies_alias_is_moved() -> None:
     page = json.loads(PAGE1.read_bytes())
     page["studies"][0]["protocolSection"]["identificationModule"]["nctIdAliases"] = ["NCT99999999"]
     body = json.dumps(page).encode()
-    resp = HttpResponse("http://replay/studies", 200, {}, body, FETCHED_AT)
+    resp = _exchange("http://replay/studies", body)
     found = ctgov.match_studies(["NCT99999999"], ctgov.split_page(body)[0], resp)
     assert found["NCT99999999"].outcome is Outcome.MOVED
     assert "NCT02710084" in found["NCT99999999"].detail

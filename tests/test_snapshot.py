@@ -310,11 +310,12 @@ def test_killed_writer_leaves_no_snapshot_and_latest_untouched(tmp_path: Path) -
 
     good = snapshot.write_snapshot(tmp_path, sample_data(), accepted=True)
     script = KILLED_WRITER.format(tests=str(Path(__file__).parent), store=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "writing"  # mid-write, inside the transaction
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    cmd = [sys.executable, "-c", script]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "writing"  # mid-write, inside the transaction
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
     assert not (tmp_path / "20261126T030000Z-0002.sqlite").exists()
     assert snapshot.latest_snapshot(tmp_path) == good
     assert [i.run_id for i in snapshot.list_snapshots(tmp_path)] == ["20261125T030000Z-0001"]

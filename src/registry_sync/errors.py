@@ -5,7 +5,10 @@ Every message says what happened, to which record, and what to do next.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from registry_sync.model import Exchange
 
 
 class RegistrySyncError(Exception):
@@ -22,11 +25,15 @@ class FetchError(RegistrySyncError):
         url: str | None = None,
         status: int | None = None,
         retry_after: float | None = None,
+        exchange: Exchange | None = None,
     ) -> None:
         super().__init__(message)
         self.url = url
         self.status = status
         self.retry_after = retry_after
+        self.exchange = (
+            exchange  # the failing answer (or attempt), kept as evidence; None if unsent
+        )
 
 
 class TransientFetchError(FetchError):
@@ -39,6 +46,21 @@ class BlockedError(FetchError):
 
 class NotFoundError(FetchError):
     """The registry says the record does not exist (404 or its own not-found page)."""
+
+
+class ResponseTooLargeError(FetchError):
+    """The answer was bigger than the registry's cap (`max_page_bytes`): reading stopped there.
+
+    Not transient (the same page will be as big next time); `exchange` keeps only its head.
+    """
+
+    def __init__(
+        self, message: str, *, url: str, limit: int, exchange: Exchange | None = None
+    ) -> None:
+        super().__init__(
+            message, url=url, status=exchange.status if exchange else None, exchange=exchange
+        )
+        self.limit = limit
 
 
 class RegistryDownError(TransientFetchError):

@@ -155,7 +155,8 @@ class Exchange:
     url: str  # the final URL, with the query string we sent
     status: int | None
     fetched_at: datetime  # UTC
-    headers: Mapping[str, str]  # case-insensitive; all of them (the snapshot keeps a few)
+    # case-insensitive; all of them (the snapshot keeps a few); not part of equality or hash
+    headers: Mapping[str, str] = dataclasses.field(compare=False, hash=False)
     body: bytes
     truncated: bool = False  # the answer was bigger than the registry's cap: this is its head
     error: str | None = None

@@ -32,6 +32,7 @@ class HttpSettings:
     backoff_cap: float = 60.0
     retry_after_cap: float = 300.0  # never sleep longer than this on a Retry-After
     min_interval: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MIN_INTERVAL))
+    max_bytes: Mapping[str, int] = field(default_factory=dict)  # per registry; else the table's
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from registry_sync.http import Http
-from registry_sync.model import FetchOutcome, RawPayload, RegistryRecord
+from registry_sync.model import Exchange, FetchOutcome, RawPayload, RegistryRecord
+from registry_sync.registry_table import REGISTRY_TABLE, RegistryInfo
 
 # fetch(ids, http, base_url) -> one outcome per id, in any order
 FetchFn = Callable[[Sequence[str], Http, str], list[FetchOutcome]]
 ParseFn = Callable[[RawPayload], RegistryRecord]
 # data_timestamp(http, base_url) -> the registry's own "data as of" stamp, or None
 DataTimestampFn = Callable[[Http, str], str | None]
+# detect_block(exchange) -> why a 200 answer is a block (challenge, WAF page), or None
+DetectBlockFn = Callable[[Exchange], str | None]
 
 
 @dataclass(frozen=True)
@@ -30,3 +33,9 @@ class Registry:
     fetch: FetchFn
     parse: ParseFn
     data_timestamp: DataTimestampFn | None = None
+    detect_block: DetectBlockFn | None = None  # pure; a block page served as 200
+
+    @property
+    def info(self) -> RegistryInfo:
+        """The registry's row of the registry table (hosts, politeness, terms)."""
+        return REGISTRY_TABLE[self.key]

@@ -13,7 +13,8 @@ Terms: US government (NLM/NIH) data, generally treated as public domain; the con
 from sponsors and investigators. Terms page: https://clinicaltrials.gov/about-site/terms-conditions
 (not re-read for this module). No documented rate limit and no rate-limit headers; we batch
 IDs through `filter.ids` (default 500; the API coerces `pageSize` down to 1,000) and `Http`
-throttles per host (settings.DEFAULT_MIN_INTERVAL).
+applies the registry table's policy (interval, attempts, the 32 MB page cap; no robots.txt:
+an official API).
 
 Quirks:
 - a batch answer simply omits unknown IDs: diff the requested set against `studies`;
@@ -34,9 +35,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from registry_sync import ids
-from registry_sync.errors import BlockedError, FetchError, ParseError
-from registry_sync.http import Http, HttpResponse
+from registry_sync.errors import BlockedError, FetchError, ParseError, ResponseTooLargeError
+from registry_sync.http import Http, too_large_detail
 from registry_sync.model import (
+    Exchange,
     FetchOutcome,
     Outcome,
     PartialDate,
@@ -120,7 +122,11 @@ def fetch(
 def fetch_batch(
     batch: Sequence[str], http: Http, base_url: str, page_size: int
 ) -> list[FetchOutcome]:
-    """Fetch one `filter.ids` batch, following `nextPageToken`, and account for every ID."""
+    """Fetch one `filter.ids` batch, following `nextPageToken`, and account for every ID.
+
+    Evidence: an ID found names the page it was on; an ID absent names every page; an ID the
+    batch could not answer names the failing exchange (none when nothing was sent).
+    """
     url = f"{base_url.rstrip('/')}/studies"
     params = {
         "filter.ids": ",".join(batch),
@@ -129,23 +135,31 @@ def fetch_batch(
         "format": "json",
     }
     found: dict[str, FetchOutcome] = {}
-    first_url: str | None = None
+    pages: list[Exchange] = []
     try:
-        for resp, studies in _pages(http, url, params):
-            first_url = first_url or resp.url
-            found.update(match_studies(batch, studies, resp))
+        for page, studies in _pages(http, url, params):
+            pages.append(page)
+            found.update(match_studies(batch, studies, page))
+    except ResponseTooLargeError as exc:  # the same page will be as big next time
+        detail = f"{too_large_detail(exc)}: {exc.url}"
+        return _rest(batch, found, Outcome.PARSE_ERROR, detail, exc.url or url, _evidence(exc))
     except BlockedError as exc:
-        return _rest(batch, found, Outcome.BLOCKED, str(exc), exc.url or url)
+        return _rest(batch, found, Outcome.BLOCKED, str(exc), exc.url or url, _evidence(exc))
     except FetchError as exc:
-        return _rest(batch, found, Outcome.REGISTRY_DOWN, str(exc), exc.url or url)
-    detail = f"absent from every page of {first_url or url}"
-    return _rest(batch, found, Outcome.NOT_FOUND, detail, first_url or url)
+        return _rest(batch, found, Outcome.REGISTRY_DOWN, str(exc), exc.url or url, _evidence(exc))
+    first_url = pages[0].url if pages else url
+    detail = f"absent from every page of {first_url}"
+    return _rest(batch, found, Outcome.NOT_FOUND, detail, first_url, tuple(pages))
+
+
+def _evidence(exc: FetchError) -> tuple[Exchange, ...]:
+    return () if exc.exchange is None else (exc.exchange,)
 
 
 def _pages(
     http: Http, url: str, params: dict[str, str]
-) -> Iterator[tuple[HttpResponse, list[dict[str, Any]]]]:
-    """Each page of one query as (response, studies); raises FetchError on a bad page."""
+) -> Iterator[tuple[Exchange, list[dict[str, Any]]]]:
+    """Each page of one query as (exchange, studies); raises FetchError on a bad page."""
     token: str | None = None
     seen: set[str] = set()
     for _ in range(MAX_PAGES):
@@ -154,12 +168,14 @@ def _pages(
         try:
             studies, token = split_page(resp.body)
         except ValueError as exc:
-            raise FetchError(f"invalid JSON from {resp.url}: {exc}", url=resp.url) from exc
+            message = f"invalid JSON from {resp.url}: {exc}"
+            raise FetchError(message, url=resp.url, exchange=resp) from exc
         yield resp, studies
         if token is None:
             return
         if token in seen:
-            raise FetchError(f"pagination loop at {resp.url}: token repeated", url=resp.url)
+            message = f"pagination loop at {resp.url}: token repeated"
+            raise FetchError(message, url=resp.url, exchange=resp)
         seen.add(token)
     raise FetchError(f"more than {MAX_PAGES} pages from {url}", url=url)
 
@@ -178,9 +194,12 @@ def split_page(body: bytes) -> tuple[list[dict[str, Any]], str | None]:
 
 
 def match_studies(
-    batch: Sequence[str], studies: Sequence[dict[str, Any]], resp: HttpResponse
+    batch: Sequence[str], studies: Sequence[dict[str, Any]], resp: Exchange
 ) -> dict[str, FetchOutcome]:
-    """Outcomes for the IDs of `batch` that this page answers: `ok` by nctId, `moved` by alias."""
+    """Outcomes for the IDs of `batch` that this page answers: `ok` by nctId, `moved` by alias.
+
+    Each names the page's exchange as its evidence.
+    """
     wanted = set(batch)
     container = hashlib.sha256(resp.body).hexdigest()
     found: dict[str, FetchOutcome] = {}
@@ -189,24 +208,46 @@ def match_studies(
         nct_id = _str(ident, "nctId")
         if nct_id in wanted:
             payload = _payload(nct_id, study, resp, container)
-            found[nct_id] = FetchOutcome(KEY, nct_id, Outcome.OK, payload=payload, url=resp.url)
+            found[nct_id] = FetchOutcome(
+                KEY, nct_id, Outcome.OK, payload=payload, url=resp.url, evidence=(resp,)
+            )
         for alias in _strs(ident.get("nctIdAliases")):
             if alias in wanted and alias not in found and nct_id:
                 detail = f"registered now as {nct_id}"
-                found[alias] = FetchOutcome(KEY, alias, Outcome.MOVED, detail, url=resp.url)
+                found[alias] = FetchOutcome(
+                    KEY, alias, Outcome.MOVED, detail, url=resp.url, evidence=(resp,)
+                )
     return found
 
 
-def _payload(nct_id: str, study: dict[str, Any], resp: HttpResponse, container: str) -> RawPayload:
+def _payload(nct_id: str, study: dict[str, Any], resp: Exchange, container: str) -> RawPayload:
+    """The study as canonical JSON; `request_id` names the page it was cut from."""
     body = json.dumps(study, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-    return RawPayload(KEY, nct_id, resp.url, resp.fetched_at, body, container_sha256=container)
+    return RawPayload(
+        KEY,
+        nct_id,
+        resp.url,
+        resp.fetched_at,
+        body,
+        container_sha256=container,
+        request_id=resp.request_id,
+    )
 
 
 def _rest(
-    batch: Sequence[str], found: dict[str, FetchOutcome], outcome: Outcome, detail: str, url: str
+    batch: Sequence[str],
+    found: dict[str, FetchOutcome],
+    outcome: Outcome,
+    detail: str,
+    url: str,
+    evidence: tuple[Exchange, ...],
 ) -> list[FetchOutcome]:
     """The outcomes found so far, then `outcome` for every ID of `batch` not found."""
-    missing = [FetchOutcome(KEY, t, outcome, detail, url=url) for t in batch if t not in found]
+    missing = [
+        FetchOutcome(KEY, t, outcome, detail, url=url, evidence=evidence)
+        for t in batch
+        if t not in found
+    ]
     return [*found.values(), *missing]
 
 
@@ -275,7 +316,7 @@ def _load_study(payload: RawPayload) -> dict[str, Any]:
         raise ParseError(KEY, payload.trial_id, payload.url, "not a JSON object")
     nct_id = _str(_obj(_obj(study, "protocolSection"), "identificationModule"), "nctId")
     if nct_id != payload.trial_id:
-        hint = f"nctId is {nct_id!r}, not {payload.trial_id!r}: wrong record"
+        hint = f"page is for {nct_id or 'no NCT ID'}, not {payload.trial_id}"
         raise ParseError(KEY, payload.trial_id, payload.url, hint)
     return study
 
