@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -63,9 +64,7 @@ def ok(key: str, tid: str) -> FetchOutcome:
     return FetchOutcome(key, tid, Outcome.OK, payload=payload)
 
 
-def _now():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
+def _now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -119,7 +118,8 @@ def test_adapter_that_raises_is_confined_to_its_registry(
     tmp_path: Path, server: ReplayServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def raises(ids: Sequence[str], http: Http, base: str) -> list[FetchOutcome]:
-        return [][1]  # type: ignore[no-any-return]  # IndexError, as a buggy adapter would
+        nothing: list[FetchOutcome] = []
+        return [nothing[1]]  # IndexError, as a buggy adapter would
 
     monkeypatch.setitem(REGISTRIES, "jrct", stub_registry("jrct", raises))
     result = run(tmp_path, server, (*CTGOV_IDS, *JRCT_IDS))
@@ -175,12 +175,9 @@ def test_page_for_another_trial_is_a_parse_error(
     def swapped(ids: Sequence[str], http: Http, base: str) -> list[FetchOutcome]:
         outs = real_fetch(ids, http, base)
         other = next(o for o in outs if o.trial_id == "NCT04363346")
-        return [
-            replace(o, payload=replace(other.payload, trial_id=o.trial_id))  # type: ignore[arg-type]
-            if o.trial_id == "NCT06482268"
-            else o
-            for o in outs
-        ]
+        assert other.payload is not None
+        wrong = replace(other.payload, trial_id="NCT06482268")
+        return [replace(o, payload=wrong) if o.trial_id == "NCT06482268" else o for o in outs]
 
     monkeypatch.setitem(REGISTRIES, "ctgov", replace(ctgov.REGISTRY, fetch=swapped))
     got = outcomes_of(run(tmp_path, server, CTGOV_IDS).snapshot_path)
