@@ -141,17 +141,18 @@ def test_serve_replay_prints_urls_and_serves(tmp_path: Path) -> None:
         "--port",
         str(port),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        assert line == f"export REGISTRY_SYNC_CTGOV_URL=http://127.0.0.1:{port}/ctgov/api/v2"
-        url = line.split("=", 1)[1] + "/studies/NCT06482268"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            assert (
-                json.loads(resp.read())["protocolSection"]["identificationModule"]["nctId"]
-                == "NCT06482268"
-            )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    # the context manager closes the stdout pipe and reaps the server, however the test ends
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            assert line == f"export REGISTRY_SYNC_CTGOV_URL=http://127.0.0.1:{port}/ctgov/api/v2"
+            url = line.split("=", 1)[1] + "/studies/NCT06482268"
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                assert (
+                    json.loads(resp.read())["protocolSection"]["identificationModule"]["nctId"]
+                    == "NCT06482268"
+                )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

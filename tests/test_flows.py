@@ -120,7 +120,7 @@ def deployments() -> list[dict[str, Any]]:
 def test_prefect_yaml_validates_offline() -> None:
     from prefect.cli.deploy._models import PrefectYamlModel  # private, but the only validator
     from prefect.client.schemas.schedules import CronSchedule
-    from prefect.flows import load_flow_from_entrypoint
+    from prefect.flows import Flow, load_flow_from_entrypoint
 
     doc = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
     PrefectYamlModel.model_validate(doc)
@@ -131,5 +131,5 @@ def test_prefect_yaml_validates_offline() -> None:
     assert cron.cron == "0 3 * * *" and cron.timezone == "UTC"
     assert "schedules" not in by_name["reconcile"]
     for d in by_name.values():
-        flow = load_flow_from_entrypoint(str(ROOT / d["entrypoint"]))
+        flow: Flow[..., Any] = load_flow_from_entrypoint(str(ROOT / d["entrypoint"]))
         flow.validate_parameters(d.get("parameters") or {})

@@ -1,11 +1,12 @@
-"""The GX quality gate (registry_sync.validate) over hand-built frames.
+"""The GX quality gate (registry_sync.validate) over frames of real rows and records.
 
-The frames are built the way the pipeline builds them: curated rows from `CuratedRow` values
-(lines taken from data/curated/review_2025_hpsc.csv) and record rows from the fields of three
-real ClinicalTrials.gov payloads in tests/fixtures/ctgov (values and sha256 digests as listed
-in its SOURCES.md). Each test then breaks one thing by hand. GX is imported once per session
-(by the first validation); each validation costs about 0.15 s, so the tests share reports
-through module-scoped fixtures where they can.
+The frames are built the way the pipeline builds them (`registry_sync.frames`): curated rows
+loaded by `load_curated` from data/curated/review_2025_hpsc.csv, and the records frame by
+`frames.records_frame` from three real ClinicalTrials.gov payloads in tests/fixtures/ctgov,
+parsed by the ctgov adapter (so values and sha256 digests are the fixtures' own, as listed in
+its SOURCES.md). Each test then breaks one thing by hand, overriding that value explicitly.
+GX is imported once per session (by the first validation); each validation costs about
+0.15 s, so the tests share reports through module-scoped fixtures where they can.
 """
 
 from __future__ import annotations
@@ -15,15 +16,25 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import BUNDLED_CURATED, EXPECTATIONS, FIXTURES
+from registry_sync import frames
+from registry_sync.curated import load_curated
 from registry_sync.ids import ID_PATTERNS
-from registry_sync.model import PHASES, STATUSES, CuratedRow, PartialDate
+from registry_sync.model import (
+    PHASES,
+    STATUSES,
+    CuratedRow,
+    Outcome,
+    RawPayload,
+    TrialState,
+)
+from registry_sync.registries import ctgov
 from registry_sync.registry_table import TRIAL_REGISTRIES
 from registry_sync.validate import (
     REGISTRY_KEYS_PARAMETER,
@@ -37,175 +48,69 @@ from registry_sync.validate import (
     validate_records,
 )
 
-EXPECTATIONS = Path(__file__).resolve().parents[1] / "expectations"
 TODAY = dt.date(2026, 8, 11)
 
 # --- frame builders -----------------------------------------------------------------------
 
-CURATED_ROWS = (
-    CuratedRow(
-        2,
-        1,
-        "FT500",
-        "iNK",
-        "advanced solid tumors",
-        "Fate",
-        "NCT03841110",
-        "I",
-        "US",
-        "2019",
-        registry="ctgov",
-        phases=frozenset({"PHASE1"}),
-        start_date=PartialDate(2019),
-    ),
-    CuratedRow(
-        5,
-        1,
-        "FT576",
-        "iCAR-NK",
-        "MM",
-        "Fate",
-        "NCT05182073",
-        "I/II",
-        "US",
-        "2021",
-        registry="ctgov",
-        phases=frozenset({"PHASE1", "PHASE2"}),
-        start_date=PartialDate(2021),
-    ),
-    CuratedRow(
-        12,
-        1,
-        "iPSC-NKT",
-        "iNKT",
-        "head and neck cancer",
-        "Chiba University",
-        "jRCT2033200116",
-        "I",
-        "JP",
-        "2020",
-        registry="jrct",
-        phases=frozenset({"PHASE1"}),
-        start_date=PartialDate(2020),
-    ),
-    CuratedRow(
-        28,
-        1,
-        "HICM-188",
-        "hiPSC-Cardiomyocyte",
-        "HF",
-        "HELP",
-        "NCT04982081",
-        "I",
-        "CN",
-        "2021",
-        registry="ctgov",
-        phases=frozenset({"PHASE1"}),
-        start_date=PartialDate(2021),
-    ),
-)
-# Table 4 prints the same ID for another product (review_2025_hpsc.csv row 87).
-EYECYTE = CuratedRow(
-    88,
-    4,
-    "Eyecyte‑RPE",
-    "hiPSC-RPE",
-    "AMD",
-    "Eyestem Research Pvt",
-    "NCT04982081",
-    "I/II",
-    "IN",
-    "2021",
-    registry="ctgov",
-    phases=frozenset({"PHASE1", "PHASE2"}),
-    start_date=PartialDate(2021),
-)
+# Four rows of the review's table (CSV lines 2, 5, 12 and 28), loaded as the pipeline loads them.
+CURATED_LINES = (2, 5, 12, 28)
+# Table 4 prints NCT04982081 (line 28's ID) for another product: CSV line 89.
+EYECYTE_LINE = 89
 
 
-def curated_frame(rows: tuple[CuratedRow, ...] | list[CuratedRow]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "line": r.line,
-                "table": r.table,
-                "product": r.product,
-                "cell_type": r.cell_type,
-                "indication": r.indication,
-                "sponsor": r.sponsor,
-                "trial_id": r.trial_id,
-                "phase": r.phase,
-                "nation": r.nation,
-                "start": r.start,
-                "registry": r.registry,
-                "phases": "|".join(sorted(r.phases)) if r.phases is not None else None,
-                "start_iso": r.start_date.iso() if r.start_date else None,
-            }
-            for r in rows
-        ]
-    )
+def curated_rows(*lines: int) -> list[CuratedRow]:
+    by_line = {r.line: r for r in load_curated(BUNDLED_CURATED).rows}
+    return [by_line[line] for line in lines]
+
+
+CURATED_ROWS = tuple(curated_rows(*CURATED_LINES))
+[EYECYTE] = curated_rows(EYECYTE_LINE)
 
 
 CTGOV = "https://clinicaltrials.gov/api/v2/studies/"
-RECORDS = (
-    {
-        "trial_id": "NCT03418623",
-        "status": "COMPLETED",
-        "status_raw": "COMPLETED",
-        "phases": "PHASE2",
-        "start": "2018-03-08",
-        "primary_completion": "2019-12-19",
-        "completion": "2020-03-13",
-        "last_updated": "2020-10-08",
-        "start_type": "ACTUAL",
-        "enrollment": 24,
-        "payload_sha256": "8fc97b0e3cf6ae709c3f35620d8587e054272576d649d9aceaf7ddc7efef7db7",
-    },
-    {
-        "trial_id": "NCT00763412",
-        "status": "COMPLETED",
-        "status_raw": "COMPLETED",
-        "phases": "",
-        "start": "2006-11",
-        "primary_completion": "2012-12",
-        "completion": "2013-01",
-        "last_updated": "2017-06-05",
-        "start_type": None,
-        "enrollment": 31,
-        "payload_sha256": "726394696bb425f66ad8673ffd52af39e18a4acbf188758660da0dad9a3f0b83",
-    },
-    {
-        "trial_id": "NCT04207047",
-        "status": "UNKNOWN",
-        "status_raw": "UNKNOWN",
-        "phases": "NA",
-        "start": "2018-10-02",
-        "primary_completion": "2019-12-31",
-        "completion": "2020-03-31",
-        "last_updated": "2019-12-20",
-        "start_type": "ACTUAL",
-        "enrollment": 3,
-        "stale": True,
-        "payload_sha256": "6766d543d4b67430ada2366891013ac7820d0f6df9567358fedb62c69a12ebe5",
-    },
+CTGOV_FIXTURES = FIXTURES / "ctgov"
+FETCHED_AT = dt.datetime(2026, 8, 11, 2, 0, tzinfo=dt.UTC)
+# The three real studies the records frame is built from, in frame order (row 0 first).
+RECORD_FIXTURES = (
+    "study_NCT03418623_phase2_completed.json",
+    "study_NCT00763412_month-precision-start_with-results.json",
+    "study_NCT04207047_unknown-status_lastKnownStatus.json",
 )
 
 
-def records_frame(*changes: dict[str, Any], extra: tuple[dict[str, Any], ...] = ()) -> pd.DataFrame:
-    """The three real records; `changes[i]` overrides fields of record i; `extra` appends rows."""
-    rows = []
-    for i, base in enumerate((*RECORDS, *extra)):
-        row: dict[str, Any] = {
-            "registry": "ctgov",
-            "lead_sponsor": "sponsor",
-            "stale": False,
-            "fetched_at": "2026-08-11T02:00:00+00:00",
-            "source_url": CTGOV + str(base["trial_id"]),
-            **base,
-        }
-        if i < len(changes):
-            row.update(changes[i])
-        rows.append(row)
-    return pd.DataFrame(rows)
+def fixture_state(name: str, *, stale: bool = False) -> TrialState:
+    """A real fixture parsed by the ctgov adapter, as the pipeline holds it after a fetch."""
+    body = (CTGOV_FIXTURES / name).read_bytes()
+    trial_id = name.split("_")[1]
+    payload = RawPayload(ctgov.KEY, trial_id, CTGOV + trial_id, FETCHED_AT, body)
+    return TrialState(
+        registry=ctgov.KEY,
+        trial_id=trial_id,
+        outcome=Outcome.OK,
+        record=ctgov.parse(payload),
+        stale=stale,
+        fetched_at=payload.fetched_at,
+        source_url=payload.url,
+        payload_sha256=payload.sha256,
+    )
+
+
+# NCT04207047 is marked stale (carried forward) so the frame holds one stale row, as a partial
+# run's frame does; every other value comes from the fixtures.
+STATES = tuple(
+    fixture_state(name, stale=name.startswith("study_NCT04207047")) for name in RECORD_FIXTURES
+)
+
+
+def records_frame(*changes: dict[str, Any], extra: tuple[TrialState, ...] = ()) -> pd.DataFrame:
+    """The pipeline's frame (`frames.records_frame`) of the three parsed real fixtures, so every
+    value is the fixture's own; `extra` appends states. A test that needs a different value
+    passes it explicitly: `changes[i]` overrides columns of row i, nothing else differs."""
+    frame = frames.records_frame((*STATES, *extra))
+    for i, change in enumerate(changes):
+        for column, value in change.items():
+            frame.loc[i, column] = value
+    return frame
 
 
 def outcome(report: ValidationReport, expectation: str, column: str | None) -> ExpectationOutcome:
@@ -222,12 +127,12 @@ def check_records(*changes: dict[str, Any], **kwargs: Any) -> ValidationReport:
 
 @pytest.fixture(scope="module")
 def clean_curated() -> ValidationReport:
-    return validate_curated(curated_frame(CURATED_ROWS), EXPECTATIONS)
+    return validate_curated(frames.curated_frame(CURATED_ROWS), EXPECTATIONS)
 
 
 @pytest.fixture(scope="module")
 def duplicate_id_curated() -> ValidationReport:
-    return validate_curated(curated_frame([*CURATED_ROWS, EYECYTE]), EXPECTATIONS)
+    return validate_curated(frames.curated_frame([*CURATED_ROWS, EYECYTE]), EXPECTATIONS)
 
 
 @pytest.fixture(scope="module")
@@ -256,13 +161,13 @@ def test_curated_NCT04982081_printed_for_two_products_is_a_warning_only(
     assert warning.unexpected_count == 2
     assert warning.examples == (
         "table=1 line=28 trial_id=NCT04982081",
-        "table=4 line=88 trial_id=NCT04982081",
+        "table=4 line=89 trial_id=NCT04982081",
     )
     assert duplicate_id_curated.failures("critical") == []
 
 
 def test_curated_missing_product_fails_the_gate() -> None:
-    frame = curated_frame(CURATED_ROWS)
+    frame = frames.curated_frame(CURATED_ROWS)
     frame.loc[1, "product"] = None
     report = validate_curated(frame, EXPECTATIONS)
     assert not report.success
@@ -272,7 +177,7 @@ def test_curated_missing_product_fails_the_gate() -> None:
 
 
 def test_curated_blank_product_cell_counts_as_missing() -> None:
-    frame = curated_frame(CURATED_ROWS)
+    frame = frames.curated_frame(CURATED_ROWS)
     frame.loc[0, "product"] = "  "
     report = validate_curated(frame, EXPECTATIONS)
     assert not report.success
@@ -280,7 +185,7 @@ def test_curated_blank_product_cell_counts_as_missing() -> None:
 
 
 def test_curated_missing_column_is_named_and_fails() -> None:
-    frame = curated_frame(CURATED_ROWS).drop(columns=["start_iso"])
+    frame = frames.curated_frame(CURATED_ROWS).drop(columns=["start_iso"])
     report = validate_curated(frame, EXPECTATIONS)
     assert not report.success
     columns_check = outcome(report, "expect_table_columns_to_match_set", None)
@@ -297,6 +202,27 @@ def test_records_three_real_ctgov_records_pass() -> None:
     report = check_records()
     assert report.success, report.summary()
     assert report.failures() == []
+
+
+def test_records_frame_carries_the_fixtures_values_and_digests() -> None:
+    frame = records_frame().set_index("trial_id")
+    sources = (CTGOV_FIXTURES / "SOURCES.md").read_text(encoding="utf-8")
+    for name in RECORD_FIXTURES:
+        row = next(line for line in sources.splitlines() if f"`{name}`" in line)
+        [listed_sha256] = re.findall(r"`([0-9a-f]{64})`", row)
+        assert frame.loc[name.split("_")[1], "payload_sha256"] == listed_sha256
+    # values the hand-built records of earlier versions got wrong
+    assert frame.loc["NCT03418623", "primary_completion"] == "2020-03-13"
+    assert frame.loc["NCT00763412", "phases"] == "NA"
+    assert frame.loc["NCT00763412", "start"] == "2006-11"
+    # NCT00763412's start is month precision with no `type`
+    assert frame["start_type"].isna().to_dict() == {
+        "NCT03418623": False,
+        "NCT00763412": True,
+        "NCT04207047": False,
+    }
+    assert frame.loc["NCT04207047", "primary_completion"] == "2018-10-31"
+    assert frame.loc["NCT03418623", "lead_sponsor"] == "Laboratorio Farmaceutico Ct S.r.l."
 
 
 def test_records_status_outside_vocabulary_fails_and_names_NCT03418623(
@@ -364,7 +290,7 @@ def test_records_bad_sha256_fails() -> None:
 
 
 def test_records_duplicate_registry_and_trial_id_fails() -> None:
-    report = check_records(extra=(RECORDS[0],))
+    report = check_records(extra=(STATES[0],))
     assert not report.success
     [failed] = report.failures("critical")
     assert failed.expectation == "expect_compound_columns_to_be_unique"
@@ -448,11 +374,12 @@ def test_suite_vocabularies_match_the_model() -> None:
     curated = json.loads((EXPECTATIONS / "curated.json").read_text(encoding="utf-8"))
 
     def kwargs_of(suite: dict[str, Any], type_: str, column: str) -> dict[str, Any]:
-        [found] = [
+        matches: list[dict[str, Any]] = [
             e["kwargs"]
             for e in suite["expectations"]
             if e["type"] == type_ and e["kwargs"].get("column") == column
         ]
+        [found] = matches
         return found
 
     assert kwargs_of(records, "expect_column_values_to_be_in_set", "status")["value_set"] == list(

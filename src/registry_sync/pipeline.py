@@ -204,7 +204,7 @@ def _run(endpoints: Endpoints, request: RunRequest, steps: Steps, http: Http) ->
     rows = select_rows(table.rows, request)
     planned, by_registry = plan(rows)
     fetched = fetch_all(endpoints, steps, http, by_registry)
-    for ex in getattr(http, "exchanges", ()):  # requests no outcome pointed at (retries, robots)
+    for ex in list(http.exchanges):  # requests no outcome pointed at (retries, robots)
         fetched.exchanges.setdefault(ex.request_id, ex)
     states = {**planned, **fetched.states}
     if endpoints.origin_of is not None:
