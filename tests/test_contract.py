@@ -12,6 +12,8 @@ import contextlib
 import json
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -371,3 +373,29 @@ def test_reconstructed_records_are_labelled(tmp_path: Path) -> None:
     assert json.loads(json.dumps(snapshot.read_meta(result.snapshot_path)["endpoints"])) == {
         "ctgov": "replay"
     }
+
+
+PEAK_RSS = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+print(done.stdout, end="")
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def test_50_mb_batch_answer_keeps_the_run_small(tmp_path: Path, server: ReplayServer) -> None:
+    """The whole CLI run, in its own process, against a synthetic 50 MB answer (one real study
+    repeated): the read stops at ctgov's 32 MB cap and the run stays under a few hundred MB."""
+    real = BUNDLED_REPLAY / "ctgov" / "recorded" / "study_NCT03418623_phase2_completed.json"
+    study = real.read_bytes().strip()
+    body = b'{"studies":[' + b",".join([study] * (50 * 2**20 // len(study) + 1)) + b"]}"
+    server.add_fault("/ctgov/api/v2/studies", Fault(status=200, body=body), times=None)
+    cli = Path(sys.executable).parent / "registry-sync"
+    cmd = [str(cli), "run", "--curated", str(curated(tmp_path, CTGOV_IDS))]
+    cmd += ["--base-url", f"ctgov={server.base_urls()['ctgov']}", "--data-dir", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, *cmd], capture_output=True, text=True, check=True
+    )
+    *out, peak_kb = done.stdout.splitlines()
+    assert "trials: parse_error 3" in out
+    assert int(peak_kb) < 400 * 1024  # KB; a run without the cap held the whole body and more
