@@ -234,6 +234,8 @@ class RegistryRecord:
     secondary_ids: tuple[str, ...] = ()
     evidence_url: str | None = None  # the public page a reader can open
     unmapped: tuple[Unmapped, ...] = ()
+    # a copy's own date: WHO ICTRP's "Last refreshed on" (None for the registry's own record)
+    refreshed: PartialDate | None = None
 
 
 @dataclass(frozen=True)
