@@ -123,6 +123,13 @@ def run(
     )
     if not result.accepted:
         click.echo(f"quality gate: REJECTED: {result.validation['records'].get('summary', '')}")
+    t = result.timing
+    if t:
+        click.echo(
+            f"time: fetch {t['fetch_s']:.1f} s; politeness lower bound for a live run "
+            f"{t['politeness_lower_bound_s']:.0f} s ({t['politeness_bound_because']})"
+            + (f"; asked WHO ICTRP for {t['ictrp_asked']}" if t.get("ictrp_asked") else "")
+        )
     click.echo(f"snapshot: {result.snapshot_path}")
     click.echo(f"report: {result.report_paths['md']}")
     sys.exit(result.exit_code)

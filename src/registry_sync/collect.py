@@ -51,11 +51,16 @@ def fetch_one(
     base_url: str,
     fetch: FetchFn,
     data_timestamp: StampFn,
+    *,
+    home: str | None = None,
 ) -> Collected:
-    """Fetch one registry's trials through `fetch` (a step, maybe a task); never raises for
-    anything the adapter does."""
+    """Fetch trials through `fetch` (a step, maybe a task) of registry or source `key`; never
+    raises for anything the adapter does. `home` is set when `key` is a source asked for
+    another registry's trials (WHO ICTRP for a blocked registry): the outcomes stay the home
+    registry's, marked as served by the source."""
     started = time.monotonic()
     got = Collected(key)
+    registry, source = (home, key) if home else (key, "")
     try:
         outcomes = fetch(key, ids, http, base_url)
     except RegistryDownError as exc:  # no answer at all: no data timestamp to ask for
@@ -64,10 +69,13 @@ def fetch_one(
         detail = f"the {registry_name(key)} adapter raised {_named(exc)}"
         got.notes.append(f"{key}: {detail}")
         log.warning("%s: %s", key, detail)
-        outcomes = [FetchOutcome(key, t, Outcome.REGISTRY_DOWN, detail) for t in ids]
+        outcomes = [
+            FetchOutcome(registry, t, Outcome.REGISTRY_DOWN, detail, source=source) for t in ids
+        ]
     else:
-        got.timestamp = _stamp(key, http, base_url, data_timestamp, got.notes)
-    got.outcomes = enforce_contract(key, ids, outcomes, got.notes)
+        if home is None:
+            got.timestamp = _stamp(key, http, base_url, data_timestamp, got.notes)
+    got.outcomes = enforce_contract(registry, ids, outcomes, got.notes, source=source)
     got.seconds = time.monotonic() - started
     return got
 
@@ -83,31 +91,38 @@ def _stamp(
 
 
 def enforce_contract(
-    key: str, ids: Sequence[str], outcomes: Sequence[FetchOutcome], notes: list[str]
+    key: str,
+    ids: Sequence[str],
+    outcomes: Sequence[FetchOutcome],
+    notes: list[str],
+    *,
+    source: str = "",
 ) -> list[FetchOutcome]:
-    """Exactly one outcome per requested ID, in request order; violations go to `notes`."""
+    """Exactly one outcome per requested ID of registry `key`, in request order; violations go
+    to `notes`. `source` is who was asked, when not the registry itself."""
+    who = source or key
     wanted = list(dict.fromkeys(normalize_id(t) for t in ids))
     asked = set(wanted)
     got: dict[str, FetchOutcome] = {}
     for o in outcomes:
         tid = normalize_id(o.trial_id)
         if tid not in asked:
-            _violation(notes, key, f"dropped an outcome for {o.trial_id!r}: not asked for")
+            _violation(notes, who, f"dropped an outcome for {o.trial_id!r}: not asked for")
         elif tid in got:
-            _violation(notes, key, f"dropped a second outcome for {tid} ({o.outcome.value})")
+            _violation(notes, who, f"dropped a second outcome for {tid} ({o.outcome.value})")
         else:
-            got[tid] = o if o.trial_id == tid and o.registry == key else _renamed(o, key, tid)
+            same = o.trial_id == tid and o.registry == key and o.source == source
+            got[tid] = o if same else replace(o, registry=key, trial_id=tid, source=source)
     missing = [t for t in wanted if t not in got]
     if missing:
-        _violation(notes, key, f"returned no outcome for {len(missing)} ID(s): {missing[:5]}")
+        _violation(notes, who, f"returned no outcome for {len(missing)} ID(s): {missing[:5]}")
     return [
-        got.get(t) or FetchOutcome(key, t, Outcome.PARSE_ERROR, "the adapter returned no outcome")
+        got.get(t)
+        or FetchOutcome(
+            key, t, Outcome.PARSE_ERROR, "the adapter returned no outcome", source=source
+        )
         for t in wanted
     ]
-
-
-def _renamed(o: FetchOutcome, key: str, tid: str) -> FetchOutcome:
-    return replace(o, registry=key, trial_id=tid)
 
 
 def _violation(notes: list[str], key: str, text: str) -> None:
@@ -120,7 +135,14 @@ def parse_outcome(o: FetchOutcome, parsers: Mapping[str, Registry]) -> TrialStat
     evidence = tuple(e.request_id for e in o.evidence)
     if o.outcome is not Outcome.OK or o.payload is None:
         return TrialState(
-            o.registry, o.trial_id, o.outcome, o.detail, source_url=o.url, evidence=evidence
+            o.registry,
+            o.trial_id,
+            o.outcome,
+            o.detail,
+            source_url=o.url,
+            evidence=evidence,
+            source=o.source or None,
+            moved_to=o.moved_to,
         )
     payload = o.payload
     try:

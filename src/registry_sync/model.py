@@ -254,6 +254,7 @@ class FetchOutcome:
     url: str | None = None
     evidence: tuple[Exchange, ...] = ()
     source: str = ""  # "" = the home registry itself
+    moved_to: str = ""  # `moved`: the ID the trial is registered under now, when known
 
     @property
     def served_by(self) -> str:
@@ -277,6 +278,7 @@ class TrialState:
     source: str | None = None  # who served the values: the home registry, or e.g. "ictrp"
     origin: Origin = Origin.LIVE
     evidence: tuple[str, ...] = ()  # request ids of the exchanges behind the outcome
+    moved_to: str = ""  # `moved`: the ID the trial is registered under now, when known
 
 
 class Severity(StrEnum):

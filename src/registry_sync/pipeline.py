@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
 import json
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +31,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from registry_sync import __version__, collect, frames, report, snapshot, validate
+from registry_sync import (
+    __version__,
+    collect,
+    fallback,
+    frames,
+    politeness,
+    report,
+    snapshot,
+    validate,
+)
 from registry_sync.curated import CuratedTable, load_curated
 from registry_sync.errors import RegistryDownError, ValidationFailed
 from registry_sync.http import Http
@@ -77,6 +88,7 @@ class RunResult:
     validation: dict[str, Any]
     report_markdown: str
     mode: str = "live"
+    timing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -196,6 +208,14 @@ class Fetched:
     notes: list[str] = field(default_factory=list)  # contract violations, adapter errors
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def merge(self, other: Fetched) -> None:
+        """Add another stage's payloads, exchanges, notes and timings (not its states)."""
+        self.payloads.extend(other.payloads)
+        for rid, ex in other.exchanges.items():
+            self.exchanges.setdefault(rid, ex)
+        self.notes.extend(other.notes)
+        self.seconds.update(other.seconds)
+
 
 def _run(endpoints: Endpoints, request: RunRequest, steps: Steps, http: Http) -> RunResult:
     settings = endpoints.settings
@@ -203,10 +223,20 @@ def _run(endpoints: Endpoints, request: RunRequest, steps: Steps, http: Http) ->
     table, curated_report = _load_and_gate(settings, steps)
     rows = select_rows(table.rows, request)
     planned, by_registry = plan(rows)
+    clock = time.monotonic()
     fetched = fetch_all(endpoints, steps, http, by_registry)
+    states, copies = ask_ictrp(endpoints, steps, http, fetched.states)
+    bound, why = politeness.lower_bound(by_registry)
+    timing = {
+        "fetch_s": round(time.monotonic() - clock, 2),
+        "politeness_lower_bound_s": round(bound, 1),
+        "politeness_bound_because": why,
+        "ictrp_asked": len(copies.states),
+    }
+    fetched.merge(copies)
     for ex in list(http.exchanges):  # requests no outcome pointed at (retries, robots)
         fetched.exchanges.setdefault(ex.request_id, ex)
-    states = {**planned, **fetched.states}
+    states = {**planned, **states}
     if endpoints.origin_of is not None:
         states = mark_not_in_replay(states, endpoints.origin_of)
     keys = sorted(by_registry)
@@ -231,6 +261,7 @@ def _run(endpoints: Endpoints, request: RunRequest, steps: Steps, http: Http) ->
         "base_urls": {k: settings.base_url(k) for k in keys},
         "data_timestamps": fetched.timestamps,
         "fetch_seconds": fetched.seconds,
+        "timing": timing,
         "notes": fetched.notes,
         "partial": partial,
         "counts": {
@@ -279,6 +310,7 @@ def _run(endpoints: Endpoints, request: RunRequest, steps: Steps, http: Http) ->
         validation=validation,
         report_markdown=rendered["md"],
         mode=mode,
+        timing=timing,
     )
 
 
@@ -349,45 +381,75 @@ def plan(rows: Sequence[CuratedRow]) -> tuple[dict[str, TrialState], dict[str, l
     return decided, dict(by_registry)
 
 
+@dataclass(frozen=True)
+class Job:
+    """One worker's share: registry or source `key` asked for `ids` (of `home`, when `key` is a
+    source such as WHO ICTRP asked for another registry's trials)."""
+
+    key: str
+    ids: tuple[str, ...]
+    home: str | None = None
+
+
 def fetch_all(
     endpoints: Endpoints, steps: Steps, http: Http, by_registry: Mapping[str, Sequence[str]]
 ) -> Fetched:
-    """Every registry's trials, each registry in its own worker thread (so a whole run takes
-    about as long as its slowest registry); the per-host throttle in `Http` stays serial. The
-    context is copied into each worker so that, in a flow, the steps still run as tasks."""
+    """Every registry's trials, each registry in its own worker."""
+    return fetch_jobs(endpoints, steps, http, [Job(k, tuple(v)) for k, v in by_registry.items()])
+
+
+def fetch_jobs(endpoints: Endpoints, steps: Steps, http: Http, jobs: Sequence[Job]) -> Fetched:
+    """Each job in its own worker thread (so a whole run takes about as long as its slowest
+    registry); the per-host throttle in `Http` stays serial. The context is copied into each
+    worker so that, in a flow, the steps still run as tasks."""
     fetched = Fetched()
-    if not by_registry:
+    if not jobs:
         return fetched
-    workers = endpoints.settings.fetch_workers or len(by_registry)
+    workers = endpoints.settings.fetch_workers or len(jobs)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        futures = {
-            key: pool.submit(
+        futures = [
+            pool.submit(
                 contextvars.copy_context().run,
-                collect.fetch_one,
-                key,
-                list(ids),
+                functools.partial(collect.fetch_one, home=job.home),
+                job.key,
+                list(job.ids),
                 http,
-                endpoints.settings.base_url(key),
+                endpoints.settings.base_url(job.key),
                 steps.fetch_registry,
                 steps.fetch_data_timestamp,
             )
-            for key, ids in by_registry.items()
-        }
-        for key, future in futures.items():
+            for job in jobs
+        ]
+        for job, future in zip(jobs, futures, strict=True):
             got = future.result()  # fetch_one never raises for an adapter's problem
-            fetched.timestamps[key] = got.timestamp
+            name = job.key if job.home is None else f"{job.key}:{job.home}"
+            if job.home is None:
+                fetched.timestamps[job.key] = got.timestamp
             fetched.notes.extend(got.notes)
-            fetched.seconds[key] = round(got.seconds, 3)
+            fetched.seconds[name] = round(got.seconds, 3)
             for o in got.outcomes:
                 state = collect.parse_outcome(o, REGISTRIES)
-                fetched.states[o.trial_id] = replace(
-                    state, origin=endpoints.origin(key, o.trial_id)
-                )
+                origin = endpoints.origin(job.key, o.trial_id)
+                fetched.states[o.trial_id] = replace(state, origin=origin)
                 for ex in o.evidence:
                     fetched.exchanges.setdefault(ex.request_id, ex)
                 if state.outcome is Outcome.OK and o.payload is not None:
                     fetched.payloads.append(o.payload)
     return fetched
+
+
+def ask_ictrp(
+    endpoints: Endpoints, steps: Steps, http: Http, states: dict[str, TrialState]
+) -> tuple[dict[str, TrialState], Fetched]:
+    """The fallback stage: trials their registry could not give (blocked, down, gone without
+    a new home) asked of WHO ICTRP, one worker per home registry."""
+    states = fallback.link_moved(states)
+    wanted = fallback.ictrp_requests(states)
+    if not wanted or "ictrp" not in REGISTRIES:
+        return states, Fetched()
+    jobs = [Job("ictrp", tuple(ids), home) for home, ids in wanted.items()]
+    copies = fetch_jobs(endpoints, steps, http, jobs)
+    return fallback.merge_ictrp(states, copies.states), copies
 
 
 def mark_not_in_replay(
@@ -419,7 +481,9 @@ def carry_forward(
     need = [
         tid
         for tid, s in states.items()
-        if s.outcome in CARRY_FORWARD or s.outcome is Outcome.NOT_FOUND
+        if s.outcome in CARRY_FORWARD
+        or s.outcome is Outcome.NOT_FOUND
+        or (s.outcome is Outcome.MOVED and not s.moved_to)
     ]
     if previous is None or not need:
         return states, []
@@ -439,7 +503,7 @@ def carry_forward(
             if s.outcome is Outcome.NOT_FOUND
             else s.detail
         )
-        out[tid] = replace(
+        kept = replace(
             s,
             record=record,
             stale=True,
@@ -451,6 +515,8 @@ def carry_forward(
             origin=Origin(old.row.get("origin") or Origin.LIVE.value),
             detail=f"{why}; last good values from run {old.run_id} kept, marked stale",
         )
+        fresh_copy = s.record is not None and s.source == "ictrp"
+        out[tid] = fallback.prefer_newer(s, kept) if fresh_copy else kept
         carried.append(old)
     return out, carried
 

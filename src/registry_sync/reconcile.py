@@ -318,15 +318,28 @@ def _finding(
 
 def _with_record(finding: Finding, rec: RegistryRecord, state: TrialState) -> Finding:
     extra = dict(finding.extra)
+    message = finding.message
     if rec.last_updated is not None:
         extra["last_updated"] = rec.last_updated.iso()
     if state.stale and state.fetched_at is not None:
         extra["stale_since"] = state.fetched_at.isoformat()
+    if state.source and state.source != state.registry:
+        extra["source"] = state.source
+        message += f" [{_copy_note(state.source, rec)}]"
     return Finding(
         **{
             **finding.__dict__,
+            "message": message,
             "evidence_url": rec.evidence_url,
             "stale": state.stale,
             "extra": extra,
         }
     )
+
+
+def _copy_note(source: str, rec: RegistryRecord) -> str:
+    """Say what a value rests on when it is not the home registry's own record."""
+    if source == "ictrp":
+        when = rec.refreshed.iso() if rec.refreshed is not None else "date not given"
+        return f"per WHO ICTRP's copy, refreshed {when}"
+    return f"per {registry_name(source)} record {rec.trial_id}"

@@ -246,6 +246,10 @@ def record_row(state: TrialState, parser_versions: Mapping[str, int]) -> dict[st
     source = state.source or rec.registry
     return {
         **normalized,
+        # keyed by the trial the review cites, even when its values are another record's (a
+        # retired registry's trial linked to its new home)
+        "registry": state.registry or rec.registry,
+        "trial_id": state.trial_id,
         "source": source,
         "origin": state.origin.value,
         "content_hash": content_hash({**normalized, "source": source}),

@@ -22,6 +22,12 @@ ParseFn = Callable[[RawPayload], RegistryRecord]
 DataTimestampFn = Callable[[Http, str], str | None]
 # detect_block(exchange) -> why a 200 answer is a block (challenge, WAF page), or None
 DetectBlockFn = Callable[[Exchange], str | None]
+# requests_for(n) -> how many requests fetching n trials takes (for the politeness bound)
+RequestsForFn = Callable[[int], int]
+
+
+def one_per_trial(n: int) -> int:
+    return n
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class Registry:
     parse: ParseFn
     data_timestamp: DataTimestampFn | None = None
     detect_block: DetectBlockFn | None = None  # pure; a block page served as 200
+    requests_for: RequestsForFn = one_per_trial  # requests needed for n trials
 
     @property
     def info(self) -> RegistryInfo:

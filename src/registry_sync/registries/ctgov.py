@@ -215,7 +215,13 @@ def match_studies(
             if alias in wanted and alias not in found and nct_id:
                 detail = f"registered now as {nct_id}"
                 found[alias] = FetchOutcome(
-                    KEY, alias, Outcome.MOVED, detail, url=resp.url, evidence=(resp,)
+                    KEY,
+                    alias,
+                    Outcome.MOVED,
+                    detail,
+                    url=resp.url,
+                    evidence=(resp,),
+                    moved_to=nct_id,
                 )
     return found
 
@@ -384,4 +390,5 @@ REGISTRY = Registry(
     fetch=fetch,
     parse=parse,
     data_timestamp=data_timestamp,
+    requests_for=lambda n: -(-n // DEFAULT_BATCH_SIZE) + 1,  # batches of 500, then /version
 )
