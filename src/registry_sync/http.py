@@ -52,6 +52,7 @@ NOT_RETRIED = (
     requests.exceptions.InvalidSchema,
     requests.exceptions.TooManyRedirects,
 )
+UNREACHABLE_AFTER = 2  # requests in a row (each after its retries) with no answer at all
 HEAD_BYTES = 64 * 1024  # what an error answer, or the head of a too-large one, keeps as evidence
 CHUNK_BYTES = 64 * 1024
 DEFAULT_ATTEMPTS = 4  # an ad-hoc request (no registry key): the old default
@@ -119,6 +120,7 @@ class Http:
         self._blocks: dict[tuple[str, str], str] = {}  # (registry, host) -> first reason
         self._robots: dict[str, RobotsRules] = {}  # scheme://host -> its rules
         self._robots_locks: dict[str, threading.Lock] = {}
+        self._silent: dict[str, tuple[int, str]] = {}  # host -> (requests unanswered, why)
         self.exchanges: list[Exchange] = []
         self.requests_sent = 0
 
@@ -190,13 +192,39 @@ class Http:
         self._refuse_if_blocked(request.full_url, registry, policy)
         if policy.honour_robots:
             self._obey_robots(request.full_url, registry, policy)
+        self._refuse_if_unreachable(request.full_url)
         try:
-            return self._with_retries(request, registry, policy)
+            answer = self._with_retries(request, registry, policy)
         except BlockedError as exc:
             self.note_block(request.url, str(exc), registry=registry)
             if exc.url and _host(exc.url) != _host(request.url):  # redirected, then blocked
                 self.note_block(exc.url, str(exc), registry=registry)
             raise
+        except TransientFetchError as exc:
+            if exc.status is None:  # no answer at all, after every attempt
+                self._note_silence(request.url, str(exc))
+            raise
+        with self._lock:
+            self._silent.pop(_host(request.url), None)
+        return answer
+
+    def _note_silence(self, url: str, reason: str) -> None:
+        with self._lock:
+            count, first = self._silent.get(_host(url), (0, reason))
+            self._silent[_host(url)] = (count + 1, first)
+
+    def _refuse_if_unreachable(self, url: str) -> None:
+        """A host that gave no answer at all to UNREACHABLE_AFTER requests in a row (each after
+        its retries) is not asked again this run: with no network, a run ends in seconds, not
+        in one timeout per trial."""
+        with self._lock:
+            count, first = self._silent.get(_host(url), (0, ""))
+        if count >= UNREACHABLE_AFTER:
+            message = (
+                f"not sent: {_host(url)} did not answer {count} requests in a row this run "
+                f"({first})"
+            )
+            raise TransientFetchError(message, url=url)
 
     def _with_retries(self, request: _Request, registry: str, policy: Policy) -> Exchange:
         for attempt in range(policy.attempts):
