@@ -241,12 +241,17 @@ def test_requests_are_recorded_with_user_agent(server: ReplayServer) -> None:
 
 
 def test_sources_md_names_every_replay_file_with_its_sha256() -> None:
-    rows = re.findall(
-        r"^\| `([^`]+)` \| `([0-9a-f]{64})` \|", (REPLAY / "SOURCES.md").read_text(), re.M
-    )
-    listed = dict(rows)
-    assert len(listed) == len(rows)  # no file name listed twice
-    files = [p for p in REPLAY.rglob("*") if p.is_file() and p.parent != REPLAY]
-    assert sorted(p.name for p in files) == sorted(listed)
+    """Every payload of the replay set is listed, with its sha256, in data/replay/SOURCES.md or
+    in its registry folder's own SOURCES.md (a `| `name` | `sha256` |` row)."""
+    listed: dict[str, str] = {}
+    for sources in REPLAY.rglob("SOURCES.md"):
+        for name, digest in re.findall(
+            r"^\| `([^`]+)` \| `([0-9a-f]{64})` \|", sources.read_text(), re.M
+        ):
+            assert listed.setdefault(Path(name).name, digest) == digest, f"{name}: two sha256s"
+    files = [
+        p for p in REPLAY.rglob("*") if p.is_file() and p.parent != REPLAY and p.suffix != ".md"
+    ]
+    assert sorted(p.name for p in files if p.name not in listed) == []
     for path in files:
         assert hashlib.sha256(path.read_bytes()).hexdigest() == listed[path.name], path

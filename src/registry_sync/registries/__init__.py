@@ -6,9 +6,11 @@ its trials with the outcome `unsupported`: reported, never skipped.
 
 from __future__ import annotations
 
-from registry_sync.registries import ctgov
+from registry_sync.registries import chictr, ctgov, ctr, ictrp, umin
 from registry_sync.registries.base import Registry
 
-REGISTRIES: dict[str, Registry] = {r.key: r for r in (ctgov.REGISTRY,)}
+REGISTRIES: dict[str, Registry] = {
+    r.key: r for r in (ctgov.REGISTRY, chictr.REGISTRY, ctr.REGISTRY, umin.REGISTRY, ictrp.REGISTRY)
+}
 
 __all__ = ["REGISTRIES", "Registry"]

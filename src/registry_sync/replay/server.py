@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 from registry_sync.errors import RegistrySyncError
 from registry_sync.model import Origin
 from registry_sync.registry_table import ALL_KEYS
-from registry_sync.replay import ctgov
+from registry_sync.replay import chictr, ctgov, ctr, ictrp, umin
 from registry_sync.replay.faults import FAULT_KINDS, Fault, FaultQueue, FaultRule
 from registry_sync.replay.routes import (
     Headers,
@@ -53,7 +53,13 @@ __all__ = [
 ]
 
 # Every registry the replay server has routes for, in routing order.
-REGISTRY_ROUTES: tuple[RegistryRoutes, ...] = (ctgov.ROUTES,)
+REGISTRY_ROUTES: tuple[RegistryRoutes, ...] = (
+    ctgov.ROUTES,
+    chictr.ROUTES,
+    ctr.ROUTES,
+    umin.ROUTES,
+    ictrp.ROUTES,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +83,7 @@ class ReplayServer:
     ) -> None:
         if not Path(root).is_dir():
             raise ReplaySetError(f"replay directory {root} does not exist")
+        routes = tuple(dict.fromkeys(routes))  # the same table listed twice is listed once
         keys = [r.key for r in routes]
         if len(set(keys)) != len(keys):
             raise ValueError(f"two route tables for one registry key: {keys}")
