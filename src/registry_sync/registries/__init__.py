@@ -6,7 +6,7 @@ its trials with the outcome `unsupported`: reported, never skipped.
 
 from __future__ import annotations
 
-from registry_sync.registries import chictr, ctgov, ctr, ictrp, umin
+from registry_sync.registries import anzctr, chictr, ctgov, ctr, ictrp, irct, umin
 from registry_sync.registries.base import Registry
 
 REGISTRIES: dict[str, Registry] = {
