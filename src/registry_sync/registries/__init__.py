@@ -9,8 +9,15 @@ from __future__ import annotations
 from registry_sync.registries import anzctr, chictr, ctgov, ctr, ictrp, irct, umin
 from registry_sync.registries.base import Registry
 
-REGISTRIES: dict[str, Registry] = {
-    r.key: r for r in (ctgov.REGISTRY, chictr.REGISTRY, ctr.REGISTRY, umin.REGISTRY, ictrp.REGISTRY)
-}
+ADAPTERS = (
+    ctgov.REGISTRY,
+    chictr.REGISTRY,
+    ctr.REGISTRY,
+    umin.REGISTRY,
+    anzctr.REGISTRY,
+    irct.REGISTRY,
+    ictrp.REGISTRY,  # a source, not a home registry: asked for trials their registry could not give
+)
+REGISTRIES: dict[str, Registry] = {r.key: r for r in ADAPTERS}
 
 __all__ = ["REGISTRIES", "Registry"]
