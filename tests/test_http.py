@@ -431,7 +431,9 @@ def test_error_answer_body_is_capped_at_64_kb(server: ReplayServer, make_http: M
 # ---------------------------------------------------------------------------- attempts
 
 
-@pytest.mark.parametrize(("registry", "attempts"), [("chictr", 1), ("jrct", 2), ("", 4)])
+@pytest.mark.parametrize(
+    ("registry", "attempts"), [("chictr", 1), ("jrct", 1), ("umin", 3), ("", 4)]
+)
 def test_attempts_come_from_the_registry_table(
     registry: str, attempts: int, server: ReplayServer, make_http: MakeHttp
 ) -> None:

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 from registry_sync.errors import RegistrySyncError
 from registry_sync.model import Origin
 from registry_sync.registry_table import ALL_KEYS
-from registry_sync.replay import anzctr, chictr, ctgov, ctr, ictrp, irct, umin
+from registry_sync.replay import anzctr, chictr, ctgov, ctr, ictrp, irct, jrct, umin
 from registry_sync.replay.faults import FAULT_KINDS, Fault, FaultQueue, FaultRule
 from registry_sync.replay.routes import (
     Headers,
@@ -55,6 +55,7 @@ __all__ = [
 # Every registry the replay server has routes for, in routing order.
 REGISTRY_ROUTES: tuple[RegistryRoutes, ...] = (
     ctgov.ROUTES,
+    jrct.ROUTES,
     chictr.ROUTES,
     ctr.ROUTES,
     umin.ROUTES,
