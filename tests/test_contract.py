@@ -302,29 +302,15 @@ class Watcher:
         self.sock.close()
 
 
-def test_replay_never_reaches_a_live_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """jRCT has no replay routes: in a replay run its trials are `not_in_replay`, and nothing
-    reaches the address its settings name (a watched port standing in for the live site)."""
-
-    def fetch(ids: Sequence[str], http: Http, base: str) -> list[FetchOutcome]:
-        out = []
-        for tid in ids:
-            try:
-                http.get(f"{base}/latest-detail/{tid}", registry="jrct", accept="text/html")
-                out.append(ok("jrct", tid))
-            except NotFoundError as exc:
-                out.append(FetchOutcome("jrct", tid, Outcome.NOT_FOUND, str(exc)))
-        return out
-
+def test_replay_never_reaches_a_live_url(tmp_path: Path) -> None:
+    """Every registry's base URL in the settings is a watched port standing in for the live
+    site; in a replay run no connection reaches it. jMA has no replay routes (404: its trial is
+    `moved`, asked of ICTRP on loopback), jRCT's set lacks the review's trials (`not_in_replay`)."""
     watcher = Watcher()
     try:
-        monkeypatch.setitem(REGISTRIES, "jrct", stub_registry("jrct", fetch))
-        settings = fast_settings(
-            tmp_path,
-            curated(tmp_path, (*CTGOV_IDS, *JRCT_IDS)),
-            jrct=watcher.url,
-            ctgov=watcher.url,
-        )
+        table = curated(tmp_path, (*CTGOV_IDS, *JRCT_IDS, "JMA-IIA00412"))
+        live = dict.fromkeys(REGISTRY_TABLE, watcher.url)
+        settings = fast_settings(tmp_path, table, **live)
         result = run_pipeline(settings, RunRequest(replay_dir=BUNDLED_REPLAY))
     finally:
         watcher.close()
@@ -332,6 +318,7 @@ def test_replay_never_reaches_a_live_url(tmp_path: Path, monkeypatch: pytest.Mon
     got = outcomes_of(result.snapshot_path)
     assert {got[t][0] for t in JRCT_IDS} == {"not_in_replay"}
     assert {got[t][0] for t in CTGOV_IDS} == {"ok"}
+    assert got["JMA-IIA00412"][0] == "moved" and "WHO ICTRP" in got["JMA-IIA00412"][1]
     assert result.mode == "replay"
 
 

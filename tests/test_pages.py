@@ -215,10 +215,10 @@ def test_fetch_each_not_found_shell_is_not_found(server: ReplayServer, http: Htt
     [
         (Fault(status=404, body=b"synthetic not found"), 1, Outcome.NOT_FOUND, "HTTP 404"),
         (Fault(status=403, body=b"synthetic forbidden"), 1, Outcome.BLOCKED, "HTTP 403"),
-        (Fault(status=503, body=b"synthetic busy"), 2, Outcome.REGISTRY_DOWN, "HTTP 503"),
+        (Fault(status=503, body=b"synthetic busy"), 1, Outcome.REGISTRY_DOWN, "HTTP 503"),
         (Fault(status=400, body=b"synthetic bad request"), 1, Outcome.REGISTRY_DOWN, "HTTP 400"),
     ],
-    ids=["404", "403", "503-twice", "400"],
+    ids=["404", "403", "503", "400"],
 )
 def test_fetch_each_http_errors_map_to_outcomes_with_their_exchange(
     fault: Fault,
@@ -228,7 +228,7 @@ def test_fetch_each_http_errors_map_to_outcomes_with_their_exchange(
     server: ReplayServer,
     http: Http,
 ) -> None:
-    server.add_fault("/jrct/", fault, times=times)  # jRCT: 2 attempts in the registry table
+    server.add_fault("/jrct/", fault, times=times)  # jRCT: 1 attempt in the registry table
     outcome = only(fetch_each([JRCT_ID], http, registry="jrct", url_for=jrct_url(server)))
     assert outcome.outcome is expected and detail in outcome.detail
     (exchange,) = outcome.evidence

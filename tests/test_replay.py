@@ -138,10 +138,10 @@ def test_ctgov_unknown_study_is_404_text_plain(
 
 
 def test_unknown_path_is_404_text_plain(server: ReplayServer, session: requests.Session) -> None:
-    resp = _get(session, server, "/jrct/latest-detail/jRCTs051180190")
+    resp = _get(session, server, "/jma/jmactr/Default_Eng.aspx")  # retired: never asked
     assert resp.status_code == 404
     assert resp.headers["Content-Type"].startswith("text/plain")
-    assert resp.text == "the replay set has no routes for jrct"
+    assert resp.text == "the replay set has no routes for jma"
     assert _get(session, server, "/elsewhere/studies").status_code == 404
 
 
@@ -174,7 +174,8 @@ def test_covers_knows_the_set_not_the_registry(server: ReplayServer) -> None:
     assert server.covers("ctgov", "NCT04363346")
     assert server.covers("ctgov", "nct04363346")
     assert not server.covers("ctgov", "NCT99999999")
-    assert not server.covers("jrct", "jRCTs051180190")  # recorded HTML, no route yet
+    assert server.covers("jrct", "jRCTs051180190")  # a recorded page of another trial
+    assert not server.covers("jrct", "jRCT2053190081")  # the review's: not in the set
     assert not server.covers("nope", "NCT04363346")
 
 
@@ -182,7 +183,7 @@ def test_base_urls_point_every_registry_at_the_server(server: ReplayServer) -> N
     urls = server.base_urls()
     assert list(urls) == list(ALL_KEYS)  # a replay run never reaches a live registry
     assert urls["ctgov"] == f"{server.url}/ctgov/api/v2"
-    assert urls["jrct"] == f"{server.url}/jrct"  # no routes yet: 404 under it
+    assert urls["jma"] == f"{server.url}/jma"  # no routes: 404 under it
     assert server.url.startswith("http://127.0.0.1:")
 
 

@@ -105,7 +105,8 @@ def test_origin_recorded_or_reconstructed_by_folder(server: ReplayServer) -> Non
     assert server.origin("ctgov", "NCT04363346") is Origin.RECONSTRUCTED  # ctgov/reconstructed/
     assert server.origin("ctgov", "nct04363346") is Origin.RECONSTRUCTED
     assert server.origin("ctgov", "NCT99999999") is None
-    assert server.origin("jrct", "jRCTs051180190") is None  # recorded HTML, no routes yet
+    assert server.origin("jrct", "jRCTs051180190") is Origin.RECORDED  # jrct/recorded/
+    assert server.origin("jrct", "jRCT2053190081") is None
     assert server.origin("nope", "NCT04363346") is None
 
 

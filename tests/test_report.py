@@ -42,7 +42,7 @@ def test_markdown_sections_in_order(content: report.ReportContent) -> None:
 
 def test_unchecked_trials_name_their_table_and_product(content: report.ReportContent) -> None:
     md = report.render_markdown(content)
-    assert "| IRCT20160704028786N2 | IRCT | unsupported | Table 2 DopaCell |" in md
+    assert "| IRCT20160704028786N2 | IRCT | not_in_replay | Table 2 DopaCell |" in md
     doc = json.loads(report.render_json(content))
     malformed = [u for u in doc["unchecked"] if u["outcome"] == "id_malformed"]
     assert malformed == [

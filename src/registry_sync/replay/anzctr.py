@@ -63,7 +63,7 @@ def _review(store: Store, match: re.Match[str], request: ReplayRequest) -> Reply
         return Reply(200, doc.body, HTML)
     shell = store.folder / NOT_FOUND
     if not shell.is_file():
-        return text_reply(500, f"the replay set lacks its not-found page anzctr/{NOT_FOUND}")
+        return text_reply(404, f"the replay set lacks its not-found page anzctr/{NOT_FOUND}")
     return Reply(200, shell.read_bytes(), HTML)
 
 

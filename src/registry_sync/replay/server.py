@@ -219,6 +219,8 @@ class ReplayServer:
                 )
             try:
                 return route.handler(self.stores[routes.key], match, request)
+            except FileNotFoundError as exc:  # a set without this registry's pages
+                return text_reply(404, f"the replay set lacks {Path(exc.filename or '').name}")
             except Exception as exc:  # a bug in a handler: answer 500, keep it for the test
                 self.errors.append(exc)
                 return text_reply(500, f"replay handler error: {exc!r}")

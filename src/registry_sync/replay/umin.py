@@ -88,7 +88,7 @@ def _search(store: Store, match: re.Match[str], request: ReplayRequest) -> Reply
         return Reply(200, doc.body, HTML_NO_CHARSET)
     template_path = store.folder / NO_HIT
     if not template_path.is_file():
-        return text_reply(500, f"the replay set lacks its no-hit page umin/{NO_HIT}")
+        return text_reply(404, f"the replay set lacks its no-hit page umin/{NO_HIT}")
     template = template_path.read_bytes()
     return Reply(200, template.replace(NO_HIT_ID, ctrno.encode()), HTML_NO_CHARSET)
 
