@@ -49,7 +49,9 @@ from registry_sync.model import (
 )
 from registry_sync.registries import pages
 from registry_sync.registries._dates import parse_date
-from registry_sync.registries._html import clean, document, label_key, node_text
+from registry_sync.registries._html import document, label_key, node_text
+from registry_sync.registries._values import count as _count
+from registry_sync.registries._values import lookup as _lookup
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
 
@@ -283,16 +285,6 @@ def _secondary_ids(tree: LexborHTMLParser) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _lookup(table: dict[str, T], raw: str | None, field: str, unmapped: list[Unmapped]) -> T | None:
-    """table[raw]; an unknown raw value is recorded as Unmapped and gives None."""
-    if raw is None:
-        return None
-    if raw not in table:
-        unmapped.append(Unmapped(field, raw))
-        return None
-    return table[raw]
-
-
 def _date(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate | None:
     """A day-first date (`1/02/2005`: the day is not zero-padded); anything else is Unmapped."""
     if raw is None:
@@ -301,16 +293,6 @@ def _date(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate 
     if found is None:
         unmapped.append(Unmapped(field, raw))
     return found
-
-
-def _count(raw: str | None, unmapped: list[Unmapped]) -> int | None:
-    if raw is None:
-        return None
-    digits = clean(raw).replace(",", "")
-    if digits.isdigit():
-        return int(digits)
-    unmapped.append(Unmapped("enrollment", raw))
-    return None
 
 
 REGISTRY = Registry(

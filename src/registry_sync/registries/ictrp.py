@@ -71,6 +71,7 @@ from registry_sync.model import (
 from registry_sync.registries import pages
 from registry_sync.registries._dates import parse_date
 from registry_sync.registries._html import clean, document, node_text
+from registry_sync.registries._values import casefolded, lookup
 from registry_sync.registries.base import Registry
 
 KEY = "ictrp"
@@ -345,9 +346,10 @@ def _record(
     return RegistryRecord(
         registry=home,
         trial_id=trial_id,
-        status=_lookup(STATUS_MAP, status_raw, "status", unmapped),
+        status=lookup(STATUS_MAP, status_raw, "status", unmapped, key=casefolded),
         status_raw=status_raw or None,
-        phases=_lookup(PHASE_MAPS.get(home, PHASE_MAP), phase_raw, "phase", unmapped) or (),
+        phases=lookup(PHASE_MAPS.get(home, PHASE_MAP), phase_raw, "phase", unmapped, key=casefolded)
+        or (),
         phases_raw=(phase_raw,) if phase_raw else (),
         start=_date(start_raw, "start", unmapped),
         start_raw=start_raw or None,
@@ -362,16 +364,6 @@ def _record(
         unmapped=tuple(unmapped),
         refreshed=_date(values["refreshed"], "refreshed", unmapped),
     )
-
-
-def _lookup(table: Mapping[str, T], raw: str, field: str, unmapped: list[Unmapped]) -> T | None:
-    """table[raw casefolded]; an unknown non-empty raw value is recorded as Unmapped."""
-    if not raw:
-        return None
-    found = table.get(raw.casefold())
-    if found is None:
-        unmapped.append(Unmapped(field, raw))
-    return found
 
 
 def _date(raw: str, field: str, unmapped: list[Unmapped]) -> PartialDate | None:

@@ -50,6 +50,8 @@ from registry_sync.model import (
 from registry_sync.registries import pages
 from registry_sync.registries._dates import parse_date
 from registry_sync.registries._html import clean, document, label_key, node_text
+from registry_sync.registries._values import count as _count
+from registry_sync.registries._values import lookup as _lookup
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
 
@@ -266,16 +268,6 @@ def _evidence_url(fetched_url: str) -> str | None:
     return REGISTRY_TABLE[KEY].default_base_url + TRIAL_PATH.format(match[1])
 
 
-def _lookup(table: dict[str, T], raw: str | None, field: str, unmapped: list[Unmapped]) -> T | None:
-    """table[raw]; an unknown raw value is recorded as Unmapped and gives None."""
-    if raw is None:
-        return None
-    if raw not in table:
-        unmapped.append(Unmapped(field, raw))
-        return None
-    return table[raw]
-
-
 def _date(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate | None:
     """`YYYY-MM-DD`, with or without a time or a trailer (scrapers cut to 10 characters)."""
     if raw is None:
@@ -286,17 +278,6 @@ def _date(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate 
     if found is None:
         unmapped.append(Unmapped(field, raw))
     return found
-
-
-def _count(raw: str | None, unmapped: list[Unmapped]) -> int | None:
-    """The leading number of a sample size (`30` or `30 people`, unverified form)."""
-    if raw is None:
-        return None
-    match = re.match(r"\d+", clean(raw).replace(",", ""))
-    if match:
-        return int(match[0])
-    unmapped.append(Unmapped("enrollment", raw))
-    return None
 
 
 def _first(values: tuple[str, ...]) -> str | None:

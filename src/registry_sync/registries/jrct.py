@@ -65,6 +65,8 @@ from registry_sync.model import (
 from registry_sync.registries import pages
 from registry_sync.registries._dates import parse_date
 from registry_sync.registries._html import document, label_key, node_text
+from registry_sync.registries._values import count as _count
+from registry_sync.registries._values import lookup, nfkc
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
 
@@ -205,9 +207,9 @@ def parse(payload: RawPayload) -> RegistryRecord:
     return RegistryRecord(
         registry=KEY,
         trial_id=payload.trial_id,
-        status=_lookup(STATUS_MAP, status_raw, "status", unmapped),
+        status=lookup(STATUS_MAP, status_raw, "status", unmapped, key=nfkc),
         status_raw=status_raw,
-        phases=_lookup(PHASE_MAP, phase_raw, "phase", unmapped) or (),
+        phases=lookup(PHASE_MAP, phase_raw, "phase", unmapped, key=nfkc) or (),
         phases_raw=(phase_raw,) if phase_raw else (),
         start=start,
         start_raw=start_raw,
@@ -307,26 +309,6 @@ def _date(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate 
     if found is None:
         unmapped.append(Unmapped(field, raw))
     return found
-
-
-def _lookup(table: dict[str, T], raw: str | None, field: str, unmapped: list[Unmapped]) -> T | None:
-    """table[raw] (NFKC, stripped); an unknown value is recorded as Unmapped and gives None."""
-    if raw is None:
-        return None
-    value = table.get(unicodedata.normalize("NFKC", raw).strip())
-    if value is None:
-        unmapped.append(Unmapped(field, raw))
-    return value
-
-
-def _count(raw: str | None, unmapped: list[Unmapped]) -> int | None:
-    if raw is None:
-        return None
-    digits = unicodedata.normalize("NFKC", raw).replace(",", "").strip()
-    if digits.isdigit():
-        return int(digits)
-    unmapped.append(Unmapped("enrollment", raw))
-    return None
 
 
 def _tuple(value: str | None) -> tuple[str, ...]:

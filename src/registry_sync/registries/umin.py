@@ -51,6 +51,7 @@ from registry_sync.model import (
 from registry_sync.registries import pages
 from registry_sync.registries._dates import parse_date
 from registry_sync.registries._html import Row, document, find_row, label_key, label_rows, node_text
+from registry_sync.registries._values import count as _count
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
 
@@ -297,15 +298,6 @@ def _secondary_ids(rows: Sequence[Row]) -> tuple[str, ...]:
     """`試験IDN/Study ID_N` values; a registry ID gets its canonical spelling."""
     found = _matching(rows, r"試験id\d+/study id_\d+")
     return tuple(ids.normalize_id(v) if ids.registry_of(v) else v for v in found)
-
-
-def _count(raw: str | None, unmapped: list[Unmapped]) -> int | None:
-    if not raw:
-        return None
-    if raw.isdigit():
-        return int(raw)
-    unmapped.append(Unmapped("enrollment", raw))
-    return None
 
 
 REGISTRY = Registry(
