@@ -10,6 +10,7 @@ set lacks is `not_found` as a registry would say, not `not_in_replay`.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections import Counter
 from pathlib import Path
@@ -123,3 +124,22 @@ def test_ictrp_is_asked_for_what_the_registries_could_not_give(
     )
     assert sent == [(405,)]  # the request carried with the stale values is run 1's (200)
     assert second.timing["ictrp_asked"] == 8
+
+
+def test_no_contact_data_is_stored_yet_what_was_served_is_named(
+    runs: tuple[RunResult, RunResult],
+) -> None:
+    first, _ = runs
+    detail = (
+        FIXTURES / "ctr" / "detail_CTR20252821_completed_phase1_contacts-redacted_2026-08-13.html"
+    )
+    bodies = [
+        bytes(b) for (b,) in query(first, "select body from payloads") if isinstance(b, bytes)
+    ]
+    assert not [b for b in bodies if b"redacted@example.invalid" in b]
+    assert not [b for b in bodies if "研究者姓名已在夹具中抹去".encode() in b]
+    served = hashlib.sha256(detail.read_bytes()).hexdigest()
+    rows = query(
+        first, "select redacted from requests where body_sha256 = ?".replace("?", f"'{served}'")
+    )
+    assert rows == [(1,)]  # the detail page as served is named by its sha256, stored redacted

@@ -23,13 +23,21 @@ from dataclasses import dataclass, field, replace
 from registry_sync.errors import ParseError, RegistryDownError
 from registry_sync.http import Http
 from registry_sync.ids import normalize_id
-from registry_sync.model import FetchOutcome, Outcome, RawPayload, RegistryRecord, TrialState
+from registry_sync.model import (
+    Exchange,
+    FetchOutcome,
+    Outcome,
+    RawPayload,
+    RegistryRecord,
+    TrialState,
+)
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import registry_name
 
 log = logging.getLogger(__name__)
 
 FetchFn = Callable[[str, Sequence[str], Http, str], list[FetchOutcome]]
+Redactor = Callable[[bytes], bytes]
 StampFn = Callable[[str, Http, str], "str | None"]
 
 
@@ -53,6 +61,7 @@ def fetch_one(
     data_timestamp: StampFn,
     *,
     home: str | None = None,
+    redact: Redactor | None = None,
 ) -> Collected:
     """Fetch trials through `fetch` (a step, maybe a task) of registry or source `key`; never
     raises for anything the adapter does. `home` is set when `key` is a source asked for
@@ -75,9 +84,38 @@ def fetch_one(
     else:
         if home is None:
             got.timestamp = _stamp(key, http, base_url, data_timestamp, got.notes)
-    got.outcomes = enforce_contract(registry, ids, outcomes, got.notes, source=source)
+    checked = enforce_contract(registry, ids, outcomes, got.notes, source=source)
+    got.outcomes = [redact_outcome(o, redact) for o in checked]
     got.seconds = time.monotonic() - started
     return got
+
+
+def redact_outcome(o: FetchOutcome, redact: Redactor | None) -> FetchOutcome:
+    """The outcome with personal data taken out of its payload and every exchange it keeps
+    (the registry's `redact`); parsing then reads the redacted copy, as a stale re-parse will."""
+    if redact is None:
+        return o
+    payload = o.payload
+    if payload is not None:
+        payload = replace(payload, body=_safely(redact, payload.body))
+    return replace(
+        o, payload=payload, evidence=tuple(redact_exchange(e, redact) for e in o.evidence)
+    )
+
+
+def redact_exchange(ex: Exchange, redact: Redactor | None) -> Exchange:
+    """A copy of an answer without personal data, still naming the sha256 of what was served."""
+    if redact is None or ex.status is None or not ex.body or ex.served_sha256 is not None:
+        return ex
+    return replace(ex, body=_safely(redact, ex.body), served_sha256=ex.sha256)
+
+
+def _safely(redact: Redactor, body: bytes) -> bytes:
+    try:
+        return redact(body)
+    except Exception as exc:  # never store what could not be cleaned
+        log.warning("redaction failed (%s): body not kept", _named(exc))
+        return b""
 
 
 def _stamp(

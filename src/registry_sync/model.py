@@ -160,6 +160,8 @@ class Exchange:
     body: bytes
     truncated: bool = False  # the answer was bigger than the registry's cap: this is its head
     error: str | None = None
+    # when `body` is a redacted copy (personal data removed): the sha256 of the bytes as served
+    served_sha256: str | None = None
 
     @property
     def sha256(self) -> str:

@@ -235,7 +235,8 @@ def _run(endpoints: Endpoints, request: RunRequest, steps: Steps, http: Http) ->
     }
     fetched.merge(copies)
     for ex in list(http.exchanges):  # requests no outcome pointed at (retries, robots)
-        fetched.exchanges.setdefault(ex.request_id, ex)
+        if ex.request_id not in fetched.exchanges:
+            fetched.exchanges[ex.request_id] = collect.redact_exchange(ex, _redactor(ex.registry))
     states = {**planned, **states}
     if endpoints.origin_of is not None:
         states = mark_not_in_replay(states, endpoints.origin_of)
@@ -410,7 +411,7 @@ def fetch_jobs(endpoints: Endpoints, steps: Steps, http: Http, jobs: Sequence[Jo
         futures = [
             pool.submit(
                 contextvars.copy_context().run,
-                functools.partial(collect.fetch_one, home=job.home),
+                functools.partial(collect.fetch_one, home=job.home, redact=_redactor(job.key)),
                 job.key,
                 list(job.ids),
                 http,
@@ -436,6 +437,11 @@ def fetch_jobs(endpoints: Endpoints, steps: Steps, http: Http, jobs: Sequence[Jo
                 if state.outcome is Outcome.OK and o.payload is not None:
                     fetched.payloads.append(o.payload)
     return fetched
+
+
+def _redactor(key: str) -> collect.Redactor | None:
+    adapter = REGISTRIES.get(key)
+    return adapter.redact if adapter is not None else None
 
 
 def ask_ictrp(

@@ -72,6 +72,7 @@ TABLES: tuple[Table, ...] = (
             "body_sha256": str,
             "body_size": int,
             "truncated": int,
+            "redacted": int,
             "error": str,
         },
         pk="request_id",
@@ -315,9 +316,10 @@ def request_row(ex: Exchange, endpoint: str) -> dict[str, Any]:
         "status": ex.status,
         "fetched_at": ex.fetched_at.isoformat(),
         "headers": json.dumps(kept, ensure_ascii=False),
-        "body_sha256": ex.sha256 if answered else None,
+        "body_sha256": (ex.served_sha256 or ex.sha256) if answered else None,
         "body_size": len(ex.body) if answered else None,
         "truncated": ex.truncated,
+        "redacted": ex.served_sha256 is not None,
         "error": ex.error,
     }
 

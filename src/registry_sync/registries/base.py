@@ -41,6 +41,8 @@ class Registry:
     data_timestamp: DataTimestampFn | None = None
     detect_block: DetectBlockFn | None = None  # pure; a block page served as 200
     requests_for: RequestsForFn = one_per_trial  # requests needed for n trials
+    # redact(body) -> the body without personal data (contacts, investigators), kept instead
+    redact: Callable[[bytes], bytes] | None = None
 
     @property
     def info(self) -> RegistryInfo:

@@ -53,6 +53,7 @@ from registry_sync.model import (
 from registry_sync.registries import pages
 from registry_sync.registries._dates import parse_date
 from registry_sync.registries._html import clean, document, label_key, node_text
+from registry_sync.registries._redact import redact_html
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
 
@@ -341,6 +342,16 @@ def _evidence_url(root: LexborHTMLParser) -> str | None:
     return None
 
 
+# Labels and table columns that name people: contacts, investigators (never stored).
+PERSONAL_LABELS = ("联系人", "姓名", "电话", "座机", "手机", "Email", "邮政地址", "邮编")
+PERSONAL_COLUMNS = ("主要研究者",)
+
+
+def redact(body: bytes) -> bytes:
+    """The page without contact or investigator data, for the snapshot (see `_redact`)."""
+    return redact_html(body, PERSONAL_LABELS, PERSONAL_COLUMNS)
+
+
 REGISTRY = Registry(
     key=KEY,
     name=REGISTRY_TABLE[KEY].name,
@@ -349,4 +360,5 @@ REGISTRY = Registry(
     fetch=fetch,
     parse=parse,
     detect_block=detect_block,
+    redact=redact,
 )

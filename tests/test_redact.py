@@ -1,0 +1,41 @@
+"""Personal data never reaches a snapshot: CTR's detail page keeps its evidence value without
+its contacts' and investigators' names, phones, e-mails and addresses."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from helpers import FIXTURES
+from registry_sync.model import RawPayload
+from registry_sync.registries import ctr
+
+DETAIL = FIXTURES / "ctr" / "detail_CTR20252821_completed_phase1_contacts-redacted_2026-08-13.html"
+# The values the page's source overwrote before publishing it (see tests/fixtures/ctr/SOURCES.md)
+PERSONAL = (
+    "联系人姓名已在夹具中抹去",
+    "研究者姓名已在夹具中抹去",
+    "研究者地址已在夹具中抹去",
+    "联系人地址已在夹具中抹去",
+    "redacted@example.invalid",
+    "00000000000",
+)
+
+
+def payload(body: bytes) -> RawPayload:
+    url = "https://www.chinadrugtrials.org.cn/clinicaltrials.searchlistdetail.dhtml?id=eebd483a55a146c2b7181ba84e8a7e51"
+    return RawPayload("ctr", "CTR20252821", url, datetime.now(UTC), body, "text/html")
+
+
+def test_ctr_detail_redacted_keeps_every_parsed_value_CTR20252821() -> None:
+    body = DETAIL.read_bytes()
+    assert all(p.encode() in body for p in PERSONAL)  # the page does carry them
+    redacted = ctr.redact(body)
+    assert [p for p in PERSONAL if p.encode() in redacted] == []
+    assert ctr.parse(payload(redacted)) == ctr.parse(payload(body))
+    assert "上海交通大学医学院附属瑞金医院".encode() in redacted  # institutions are not people
+
+
+def test_redaction_is_stable() -> None:
+    once = ctr.redact(DETAIL.read_bytes())
+    assert hashlib.sha256(ctr.redact(once)).digest() == hashlib.sha256(once).digest()
