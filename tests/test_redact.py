@@ -39,3 +39,28 @@ def test_ctr_detail_redacted_keeps_every_parsed_value_CTR20252821() -> None:
 def test_redaction_is_stable() -> None:
     once = ctr.redact(DETAIL.read_bytes())
     assert hashlib.sha256(ctr.redact(once)).digest() == hashlib.sha256(once).digest()
+
+
+ICTRP_PAGE = FIXTURES / "ictrp" / "Trial2_NCT04280705_LF-normalized.html"
+# synthetic: one contact row put into the real page's (empty) contacts table
+CONTACT_ROW = (
+    b'<tr><td><span id="DataList4_ctl01_Firstname">Ada</span></td>'
+    b'<td><span id="DataList4_ctl01_Email">ada@example.invalid</span></td></tr></table>'
+)
+
+
+def test_ictrp_contacts_table_is_emptied_NCT04280705() -> None:
+    from registry_sync.registries import ictrp
+
+    body = ICTRP_PAGE.read_bytes()
+    start = body.index(b'<table id="DataList4"')
+    end = body.index(b"</table>", start) + len(b"</table>")
+    with_contact = body[:start] + body[start:end].replace(b"</table>", CONTACT_ROW) + body[end:]
+    assert b"ada@example.invalid" in with_contact
+    redacted = ictrp.redact(with_contact)
+    assert b"ada@example.invalid" not in redacted and b"Ada<" not in redacted
+    url = "https://trialsearch.who.int/Trial2.aspx?TrialID=NCT04280705"
+    asked = RawPayload("ctgov", "NCT04280705", url, datetime.now(UTC), body, source="ictrp")
+    assert ictrp.parse(asked) == ictrp.parse(
+        RawPayload("ctgov", "NCT04280705", url, datetime.now(UTC), redacted, source="ictrp")
+    )

@@ -21,16 +21,28 @@ REDACTED = "[redacted]"
 
 
 def redact_html(
-    body: bytes, labels: Sequence[str], columns: Sequence[str], content_type: str = ""
+    body: bytes,
+    labels: Sequence[str] = (),
+    columns: Sequence[str] = (),
+    content_type: str = "",
+    *,
+    tables: Sequence[str] = (),
 ) -> bytes:
-    """`body` with the value cells of personal labels and columns replaced, as UTF-8."""
+    """`body` with the value cells of personal labels and columns replaced, and every cell but
+    the heading row of the tables matching the CSS selectors `tables` (a contacts table), as
+    UTF-8."""
     tree = LexborHTMLParser(decode_text(body, content_type))
+    for selector in tables:
+        for table in tree.css(selector):
+            for row in table.css("tr")[1:]:
+                for td in row.css("td"):
+                    _blank(td)
     for th in tree.css("th"):
         label = node_text(th)
         if any(token in label for token in labels):
-            cell = _next_cell(th)
-            if cell is not None:
-                _blank(cell)
+            value = _next_cell(th)
+            if value is not None:
+                _blank(value)
     for table in tree.css("table"):
         _blank_columns(table, columns)
     return (tree.html or "").encode("utf-8")

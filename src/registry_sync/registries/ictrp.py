@@ -71,6 +71,7 @@ from registry_sync.model import (
 from registry_sync.registries import pages
 from registry_sync.registries._dates import parse_date
 from registry_sync.registries._html import clean, document, node_text
+from registry_sync.registries._redact import redact_html
 from registry_sync.registries._values import casefolded, lookup
 from registry_sync.registries.base import Registry
 
@@ -390,6 +391,11 @@ def _enrollment(raw: str, unmapped: list[Unmapped]) -> int | None:
     return None
 
 
+def redact(body: bytes) -> bytes:
+    """The record page without its contacts table (`DataList4`: names, e-mails, phones)."""
+    return redact_html(body, tables=("#DataList4",))
+
+
 REGISTRY = Registry(
     key=KEY,
     name=registry_table.REGISTRY_TABLE[KEY].name,
@@ -398,4 +404,5 @@ REGISTRY = Registry(
     fetch=fetch,
     parse=parse,
     detect_block=detect_block,
+    redact=redact,
 )
