@@ -124,10 +124,24 @@ def test_early_phase1_counts_as_phase_I() -> None:
     assert "phase_mismatch" not in kinds(reconcile([row(phase="I")], {"NCT04630769": ok(rec)}))
 
 
-def test_registry_without_phase_is_a_mismatch() -> None:
-    findings = reconcile([row(phase="I")], {"NCT04630769": ok(record(phases=()))})
-    (mismatch,) = [f for f in findings if f.kind == "phase_mismatch"]
-    assert mismatch.registry_value == "(no phase)"
+def test_registry_without_phase_is_missing_not_a_mismatch() -> None:
+    """NCT06171568-style records (observational) carry no phase: nothing to compare."""
+    rec = record(phases=(), phases_raw=())
+    findings = reconcile([row(phase="I")], {"NCT04630769": ok(rec)})
+    assert "phase_mismatch" not in kinds(findings)
+    (missing,) = [f for f in findings if f.kind == "registry_missing"]
+    assert missing.field == "phase" and missing.severity.value == "info"
+
+
+def test_registry_without_start_is_missing_not_a_mismatch() -> None:
+    findings = reconcile([row()], {"NCT04630769": ok(record(start=None, start_raw=None))})
+    assert [f.field for f in findings if f.kind == "registry_missing"] == ["start"]
+
+
+def test_unmapped_registry_phase_is_reported_once_not_as_missing() -> None:
+    rec = record(phases=(), phases_raw=("0",))
+    findings = reconcile([row(phase="I")], {"NCT04630769": ok(rec)})
+    assert "registry_missing" not in kinds(findings) and "phase_mismatch" not in kinds(findings)
 
 
 def test_review_phase_IIT_is_unparsed_not_compared_jRCT2053190081() -> None:

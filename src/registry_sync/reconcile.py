@@ -216,6 +216,8 @@ def _status_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
 def _phase_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
     if row.phases is None:
         return None
+    if not rec.phases:  # nothing to compare: not a mismatch (an unknown raw value is reported)
+        return None if rec.phases_raw else _missing(row, "phase", row.phase)
     registry_phases = {PHASE_EQUIVALENTS.get(p, p) for p in rec.phases}
     review_phases = {PHASE_EQUIVALENTS.get(p, p) for p in row.phases}
     if registry_phases == review_phases:
@@ -233,8 +235,10 @@ def _phase_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
 
 
 def _start_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
-    if row.start_date is None or rec.start is None:
+    if row.start_date is None:
         return None
+    if rec.start is None:
+        return None if rec.start_raw else _missing(row, "start", row.start)
     if row.start_date.agrees_with(rec.start):
         return None
     shown = rec.start.iso() + (f" ({rec.start_type.lower()})" if rec.start_type else "")
@@ -246,6 +250,19 @@ def _start_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
         row.start,
         shown,
         f"review says start {row.start}; registry says {shown}",
+    )
+
+
+def _missing(row: CuratedRow, field: str, review_value: str) -> Finding:
+    """The registry gives no value for a field the review prints: nothing to check, said so."""
+    return _finding(
+        row,
+        field,
+        "registry_missing",
+        Severity.INFO,
+        review_value,
+        None,
+        f"review says {field} {review_value}; the registry gives none, so it cannot be checked",
     )
 
 

@@ -160,6 +160,7 @@ def render_markdown(content: ReportContent) -> str:
     )
     lines += _section(content, "Problems in the review's own table", REVIEW_KINDS, "None.")
     lines += _unmapped_section(content)
+    lines += _missing_section(content)
     lines += _status_section(content)
     lines += _unchecked_section(content)
     return "\n".join(lines).rstrip() + "\n"
@@ -255,6 +256,15 @@ def _unmapped_section(content: ReportContent) -> list[str]:
     if not chosen:
         return []
     lines = ["## Registry values our vocabulary does not know", ""]
+    lines += [f"- {_locate(content, f)}: {_describe(content, f)}" for f in chosen]
+    return [*lines, ""]
+
+
+def _missing_section(content: ReportContent) -> list[str]:
+    chosen = [f for f in content.findings if f["kind"] == "registry_missing"]
+    if not chosen:
+        return []
+    lines = ["## Values the registry does not give (nothing to check)", ""]
     lines += [f"- {_locate(content, f)}: {_describe(content, f)}" for f in chosen]
     return [*lines, ""]
 
