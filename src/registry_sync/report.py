@@ -291,15 +291,39 @@ def _status_section(content: ReportContent) -> list[str]:
     return [*lines, ""]
 
 
+GROUP_AT = 4  # trials that could not be checked for the same reason: one line, not one each
+
+
 def _unchecked_section(content: ReportContent) -> list[str]:
     items = _unchecked(content)
     lines = ["## Trials that could not be checked", ""]
     if not items:
         return [*lines, "Every trial was checked.", ""]
-    lines += ["| Trial | Registry | Outcome | Where in the review | Why |", "|---|---|---|---|---|"]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for u in items:
+        groups[(u["outcome"], u["detail"])].append(u)
+    alone = [u for members in groups.values() if len(members) < GROUP_AT for u in members]
+    for (outcome, detail), members in groups.items():
+        if len(members) >= GROUP_AT:
+            lines.append(_group_line(outcome, detail, members))
+    if alone:
+        if len(lines) > 2:
+            lines.append("")
+        lines += [
+            "| Trial | Registry | Outcome | Where in the review | Why |",
+            "|---|---|---|---|---|",
+        ]
+    for u in alone:
         where = "; ".join(f"Table {r['table']} {r['product']}" for r in u["rows"])
         why = u["detail"].replace("|", "/")
         registry = registry_name(u["registry"])
         lines.append(f"| {u['trial_id']} | {registry} | {u['outcome']} | {where} | {why} |")
     return [*lines, ""]
+
+
+def _group_line(outcome: str, detail: str, members: Sequence[Mapping[str, Any]]) -> str:
+    """`- 88 trials not_in_replay (ClinicalTrials.gov 66, jRCT 11, …): why. IDs: …`"""
+    by_registry = Counter(registry_name(m["registry"]) for m in members)
+    counts = ", ".join(f"{name} {n}" for name, n in by_registry.most_common())
+    ids = ", ".join(str(m["trial_id"]) for m in members)
+    return f"- **{len(members)} trials `{outcome}`** ({counts}): {detail}. IDs: {ids}"
