@@ -47,3 +47,25 @@ def server() -> Iterator[ReplayServer]:
     with ReplayServer(BUNDLED_REPLAY) as srv:
         yield srv
     assert srv.errors == []
+
+
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+@pytest.fixture(autouse=True)
+def no_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never touch the network: outside `--live`, resolving or connecting to anything but
+    loopback fails at once, as on a machine with no network (and no test can pass by luck)."""
+    if request.config.getoption("--live"):
+        return
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def loopback_only(host: object, *args: object, **kwargs: object) -> object:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name not in _LOOPBACK_NAMES and not name.startswith("127."):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests do not resolve {name}")
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)

@@ -27,6 +27,7 @@ def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
 def test_run_replay_prints_summary_and_exits_partial(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["run", "--replay", str(BUNDLED_REPLAY)])
     assert result.exit_code == 1, result.output
+    assert "hint:" not in result.output
     assert re.search(r"^run \S+ \(replay\): PARTIAL$", result.output, re.M)
     assert "trials: id_malformed 1, moved 1, not_in_replay 88, ok 13" in result.output
     assert "politeness lower bound for a live run 55 s (jRCT: 12 requests 5 s apart)" in (
@@ -52,6 +53,9 @@ def test_base_url_option_points_a_registry_elsewhere(runner: CliRunner) -> None:
     )
     assert result.exit_code == 1, result.output
     assert "trials: registry_down 1" in result.output
+    # nothing answered: the user is pointed at the offline demo
+    assert "hint: no registry answered (no network?)" in result.output
+    assert "registry-sync run --replay data/replay" in result.output
 
 
 def test_base_url_option_rejects_unknown_keys(runner: CliRunner) -> None:

@@ -130,6 +130,15 @@ def run(
             f"{t['politeness_lower_bound_s']:.0f} s ({t['politeness_bound_because']})"
             + (f"; asked WHO ICTRP for {t['ictrp_asked']}" if t.get("ictrp_asked") else "")
         )
+    if (
+        result.mode != "replay"
+        and result.outcomes.get("registry_down")
+        and not result.outcomes.get("ok")
+    ):
+        click.echo(
+            "hint: no registry answered (no network?); the offline demo replays recorded "
+            "payloads: registry-sync run --replay data/replay"
+        )
     click.echo(f"snapshot: {result.snapshot_path}")
     click.echo(f"report: {result.report_paths['md']}")
     sys.exit(result.exit_code)
