@@ -120,7 +120,8 @@ def test_check_lists_the_reviews_own_problems(runner: CliRunner) -> None:
     result = runner.invoke(main, ["check"])
     assert result.exit_code == 0, result.output
     assert "105 rows" in result.output
-    assert "jRCT209022038: id_malformed" in result.output
+    # keyed by the review's own table and row, as the report is (never a CSV line number)
+    assert "Table 2 row 3, jRCT209022038: id_malformed (error)" in result.output
     assert result.output.count("duplicate_id") == 4
 
 

@@ -22,8 +22,13 @@ def content(tmp_path_factory: pytest.TempPathFactory) -> report.ReportContent:
 def test_summary_counts_rows_ids_and_rows_out_of_date(content: report.ReportContent) -> None:
     s = report.summary(content)
     assert (s["rows"], s["trials"]) == (105, 103)
-    # CT1-DAP001's phase and the three sponsors differing from the registry's lead sponsor
-    assert s["rows_out_of_date"] == 4
+    # CT1-DAP001's phase (a warning); the three sponsors differing from the registry's lead
+    # sponsor are notes (info), counted apart
+    assert (s["rows_out_of_date"], s["rows_with_notes_only"]) == (1, 3)
+    md = report.render_markdown(content)
+    assert md.startswith("# Drift report: review_2025_hpsc\n")  # a name, not a file path
+    assert "- **warning** Table 2 row 7, CT1-DAP001 (NCT06482268)" in md
+    assert "- **info** Table 1 row 3, FT516 (NCT04363346)" in md
     assert s["mode"] == "replay" and s["partial"] is True
 
 

@@ -258,8 +258,10 @@ def check(curated: Path | None) -> None:
         + ", ".join(f"{k} {v}" for k, v in sorted(by_registry.items()))
     )
     click.echo(f"quality gate: {gate.summary()}")
+    rows = {r.line: r.row for r in table.rows}
     for f in reconcile(table.rows, {}):
-        click.echo(f"Table {f.table}, line {f.line}, {f.trial_id}: {f.kind}: {f.message}")
+        where = f"row {rows[f.line]}" if rows.get(f.line) else f"CSV line {f.line}"
+        click.echo(f"Table {f.table} {where}, {f.trial_id}: {f.kind} ({f.severity}): {f.message}")
     if not gate.success:
         sys.exit(EXIT_GATE)
 

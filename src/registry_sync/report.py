@@ -87,7 +87,9 @@ def render(content: ReportContent, fmt: str) -> str:
 def summary(content: ReportContent) -> dict[str, Any]:
     outcomes = Counter(o["outcome"] for o in content.outcomes.values())
     kinds = Counter(f["kind"] for f in content.findings)
-    drift_rows = {f["line"] for f in content.findings if f["kind"] in DRIFT_KINDS}
+    drift = [f for f in content.findings if f["kind"] in DRIFT_KINDS]
+    drift_rows = {f["line"] for f in drift if f["severity"] in ("error", "warning")}
+    note_rows = {f["line"] for f in drift if f["severity"] == "info"} - drift_rows
     return {
         "run_id": content.meta.get("run_id"),
         "mode": content.meta.get("mode"),
@@ -99,6 +101,7 @@ def summary(content: ReportContent) -> dict[str, Any]:
         "outcomes": dict(sorted(outcomes.items())),
         "findings": dict(sorted(kinds.items())),
         "rows_out_of_date": len(drift_rows),
+        "rows_with_notes_only": len(note_rows),
         "stale_records": sum(1 for r in content.records.values() if r.get("stale")),
         "reconstructed": sum(
             1 for r in content.records.values() if r.get("origin") == "reconstructed"
@@ -150,7 +153,8 @@ def _unchecked(content: ReportContent) -> list[dict[str, Any]]:
 
 def render_markdown(content: ReportContent) -> str:
     s = summary(content)
-    lines = [f"# Drift report: {content.meta.get('curated_path', 'review')}", ""]
+    review = Path(str(content.meta.get("curated_path", "review"))).stem
+    lines = [f"# Drift report: {review}", ""]
     lines += _header(content, s)
     lines += _section(
         content,
@@ -187,7 +191,8 @@ def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
         "",
         f"- Rows in the review's table: {s['rows']}; distinct trial IDs: {s['trials']}",
         f"- Trials by outcome: {outcomes}",
-        f"- Rows where the review is out of date: {s['rows_out_of_date']}",
+        f"- Rows where the review is out of date (errors and warnings): {s['rows_out_of_date']}; "
+        f"rows with notes only (info, e.g. an abbreviated sponsor): {s['rows_with_notes_only']}",
         f"- Findings by kind: {kinds}",
         f"- Records carried forward from an earlier run (stale): {s['stale_records']}",
         *(
@@ -205,7 +210,7 @@ def _section(content: ReportContent, title: str, kinds: Sequence[str], empty: st
     if not chosen:
         return [*lines, empty, ""]
     for f in chosen:
-        lines.append(f"- {_locate(content, f)}: {_describe(content, f)}")
+        lines.append(f"- **{f['severity']}** {_locate(content, f)}: {_describe(content, f)}")
     return [*lines, ""]
 
 
