@@ -233,6 +233,27 @@ def report(
         click.echo(f"wrote {output}")
 
 
+@main.command("diff")
+@click.argument("old", required=False, type=click.Path(path_type=Path))
+@click.argument("new", required=False, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(("md", "json")), default="md", show_default=True)
+@data_dir_option
+@_friendly_errors
+def diff_command(old: Path | None, new: Path | None, fmt: str, data_dir: Path | None) -> None:
+    """What changed between two snapshots (default: the two newest of the latest's kind)."""
+    from registry_sync import diff
+
+    if (old is None) != (new is None):
+        raise click.UsageError("give both OLD and NEW, or neither")
+    if old is None or new is None:
+        old, new = diff.two_newest(_settings(data_dir, None).snapshots_dir)
+    changes = diff.diff_snapshots(diff.load_rows(old), diff.load_rows(new))
+    if fmt == "json":
+        click.echo(diff.diff_json(changes), nl=False)
+    else:
+        click.echo("\n".join(diff.render_diff_markdown(changes)))
+
+
 @main.command()
 @click.option(
     "--curated",

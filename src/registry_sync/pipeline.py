@@ -292,7 +292,9 @@ def _run(endpoints: Endpoints, request: RunRequest, steps: Steps, http: Http) ->
 
     def render_reports(tmp: Path) -> None:
         final = tmp.with_name(f"{data.run_id}{snapshot.SUFFIX}")
-        rendered["paths"], rendered["md"] = report.write_reports(tmp, settings.reports_dir, final)
+        rendered["paths"], rendered["md"] = report.write_reports(
+            tmp, settings.reports_dir, final, previous
+        )
 
     path = steps.write_snapshot(
         settings.snapshots_dir,

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry_sync import snapshot
+from registry_sync import diff, snapshot
 from registry_sync.ids import normalize_id
 from registry_sync.registry_table import registry_name
 
@@ -62,14 +62,21 @@ def load_content(path: Path, shown_as: Path | None = None) -> ReportContent:
 
 
 def write_reports(
-    snapshot_path: Path, reports_dir: Path, shown_as: Path | None = None
+    snapshot_path: Path,
+    reports_dir: Path,
+    shown_as: Path | None = None,
+    previous: Path | None = None,
 ) -> tuple[dict[str, Path], str]:
     """Render every format next to each other under `reports_dir`; returns paths and markdown.
-    Files are named after `shown_as` (the snapshot's final path) when given."""
+    Files are named after `shown_as` (the snapshot's final path) when given; with `previous`
+    (the last run of the same kind) the report ends with what changed since."""
     content = load_content(snapshot_path, shown_as)
     reports_dir.mkdir(parents=True, exist_ok=True)
     stem = content.path.stem
     markdown = render_markdown(content)
+    if previous is not None:
+        changes = diff.diff_snapshots(diff.load_rows(previous), diff.load_rows(snapshot_path))
+        markdown = markdown.rstrip() + "\n\n" + "\n".join(diff.render_diff_markdown(changes, "##"))
     paths = {"md": reports_dir / f"{stem}.md", "json": reports_dir / f"{stem}.json"}
     paths["md"].write_text(markdown, encoding="utf-8")
     paths["json"].write_text(render_json(content), encoding="utf-8")

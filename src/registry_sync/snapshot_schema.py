@@ -172,6 +172,7 @@ TABLES: tuple[Table, ...] = (
         "findings",
         {
             "id": int,
+            "key": str,
             "table": int,
             "line": int,
             "trial_id": str,
@@ -284,9 +285,16 @@ def evidence_rows(state: TrialState) -> list[dict[str, Any]]:
     ]
 
 
+def finding_key(f: Finding) -> str:
+    """Stable from night to night while the review's table is unchanged: what kind, where in
+    the review, which trial and field (`phase_mismatch:2:9:NCT06482268:phase`)."""
+    return f"{f.kind}:{f.table}:{f.line}:{f.trial_id}:{f.field}"
+
+
 def finding_row(index: int, f: Finding) -> dict[str, Any]:
     return {
         "id": index,
+        "key": finding_key(f),
         "table": f.table,
         "line": f.line,
         "trial_id": f.trial_id,

@@ -1,0 +1,150 @@
+"""Night to night: what changed between two snapshots (pure over their rows; `load_rows` reads).
+
+- trials whose registry values changed (status, phases, start, completion, sponsor, last update);
+- outcome changes (a registry that started blocking us, a trial that came back);
+- findings new and resolved, by their stable key (kind, table, CSV line, trial, field).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from registry_sync import snapshot
+from registry_sync.errors import SnapshotError
+
+WATCHED = ("status", "phases", "start", "primary_completion", "completion", "lead_sponsor")
+
+
+@dataclass(frozen=True)
+class SnapshotRows:
+    run_id: str
+    records: Mapping[str, Mapping[str, Any]]
+    outcomes: Mapping[str, str]
+    findings: Mapping[str, Mapping[str, Any]]  # by key
+
+
+@dataclass(frozen=True)
+class Change:
+    trial_id: str
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Diff:
+    old_run: str
+    new_run: str
+    changes: list[Change] = field(default_factory=list)
+    outcomes: list[Change] = field(default_factory=list)
+    new_findings: list[Mapping[str, Any]] = field(default_factory=list)
+    resolved_findings: list[Mapping[str, Any]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.changes or self.outcomes or self.new_findings or self.resolved_findings)
+
+
+def load_rows(path: Path) -> SnapshotRows:
+    conn = snapshot.open_snapshot(path)
+    try:
+        run_id = json.loads(
+            conn.execute("select value from _meta where key = 'run_id'").fetchone()["value"]
+        )
+        records = {r["trial_id"]: r for r in conn.execute("select * from records")}
+        outcomes = {
+            r["trial_id"]: r["outcome"]
+            for r in conn.execute("select trial_id, outcome from outcomes")
+        }
+        findings = {r["key"]: r for r in conn.execute("select * from findings")}
+    finally:
+        conn.close()
+    return SnapshotRows(str(run_id), records, outcomes, findings)
+
+
+def diff_snapshots(old: SnapshotRows, new: SnapshotRows) -> Diff:
+    """What a curator should know changed from `old` to `new`."""
+    result = Diff(old.run_id, new.run_id)
+    for tid in sorted(set(old.records) & set(new.records)):
+        before, after = old.records[tid], new.records[tid]
+        for name in WATCHED:
+            if before.get(name) != after.get(name):
+                result.changes.append(Change(tid, name, before.get(name), after.get(name)))
+    for tid in sorted(set(old.outcomes) | set(new.outcomes)):
+        if old.outcomes.get(tid) != new.outcomes.get(tid):
+            was, now = old.outcomes.get(tid), new.outcomes.get(tid)
+            result.outcomes.append(Change(tid, "outcome", was, now))
+    added = sorted(set(new.findings) - set(old.findings))
+    result.new_findings.extend(new.findings[k] for k in added)
+    result.resolved_findings.extend(
+        old.findings[k] for k in sorted(set(old.findings) - set(new.findings))
+    )
+    return result
+
+
+def render_diff_markdown(d: Diff, heading: str = "#") -> list[str]:
+    lines = [f"{heading} Changes since run `{d.old_run}`", ""]
+    if d.empty:
+        return [*lines, "Nothing changed.", ""]
+    lines += _changes("Registry values that changed", d.changes)
+    lines += _changes("Outcomes that changed", d.outcomes)
+    lines += _findings("New findings", d.new_findings)
+    lines += _findings("Resolved findings", d.resolved_findings)
+    return lines
+
+
+def _changes(title: str, changes: Sequence[Change]) -> list[str]:
+    if not changes:
+        return []
+    lines = [f"**{title}** ({len(changes)}):", ""]
+    lines += [f"- {c.trial_id} {c.field}: {_shown(c.old)} → {_shown(c.new)}" for c in changes]
+    return [*lines, ""]
+
+
+def _findings(title: str, findings: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not findings:
+        return []
+    lines = [f"**{title}** ({len(findings)}):", ""]
+    lines += [
+        f"- Table {f['table']}, {f['trial_id']}: {f['kind']} ({f['severity']}): {f['message']}"
+        for f in findings
+    ]
+    return [*lines, ""]
+
+
+def _shown(value: Any) -> str:
+    return "(none)" if value in (None, "") else str(value)
+
+
+def diff_json(d: Diff) -> str:
+    doc = {
+        "old_run": d.old_run,
+        "new_run": d.new_run,
+        "changes": [c.__dict__ for c in d.changes],
+        "outcomes": [c.__dict__ for c in d.outcomes],
+        "new_findings": [dict(f) for f in d.new_findings],
+        "resolved_findings": [dict(f) for f in d.resolved_findings],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def two_newest(store: Path) -> tuple[Path, Path]:
+    """The two newest accepted snapshots of the kind of run `latest` is (live, replay, custom)."""
+    latest = snapshot.latest_snapshot(store)
+    if latest is None:
+        raise SnapshotError(f"no snapshot in {store} yet: run `registry-sync run` first")
+    key = snapshot.carry_key(snapshot.read_meta(latest))
+    same = [
+        i.path
+        for i in snapshot.list_snapshots(store, include_rejected=False)
+        if snapshot.carry_key(snapshot.read_meta(i.path)) == key
+    ]
+    if len(same) < 2:
+        raise SnapshotError(
+            f"only one {key} snapshot in {store}: a diff needs two (name them: diff OLD NEW)"
+        )
+    return same[-2], same[-1]
