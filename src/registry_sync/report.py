@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry_sync import diff, snapshot
+from registry_sync import corrections, diff, snapshot
 from registry_sync.ids import normalize_id
 from registry_sync.registry_table import registry_name
 
@@ -21,7 +21,7 @@ from registry_sync.registry_table import registry_name
 DRIFT_KINDS = ("phase_mismatch", "start_mismatch", "sponsor_mismatch", "not_found", "vanished")
 # Finding kinds visible from the review's table alone.
 REVIEW_KINDS = ("id_malformed", "duplicate_id", "phase_unparsed", "start_unparsed")
-FORMATS = ("md", "json")
+FORMATS = ("md", "json", "corrections")
 REPLAY_NOTE = (
     "",
     "> Replay of recorded payloads: registry values are as of their capture (see the replay "
@@ -88,6 +88,10 @@ def render(content: ReportContent, fmt: str) -> str:
         return render_markdown(content)
     if fmt == "json":
         return render_json(content)
+    if fmt == "corrections":
+        return corrections.render_csv(
+            corrections.rows(content.findings, content.curated, content.records)
+        )
     raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 

@@ -1,0 +1,121 @@
+"""The corrections an author applies to the review, as CSV (pure over a snapshot's rows).
+
+One row per finding that asks the review to change a printed value: table, row, trial ID,
+column, the value as printed, the registry's value in the review's own notation (phase `I/II`,
+start at the precision the review printed: `2019` or `2019.3`), the evidence URL, the severity
+and the verdict. The verdict (wrong at publication or changed since) is `unknown` until the
+review's publication date and the registries' histories are read. Every cell that a spreadsheet
+would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return) is prefixed with `'`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+COLUMNS = (
+    "table",
+    "row",
+    "trial_id",
+    "column",
+    "printed",
+    "suggested",
+    "evidence_url",
+    "severity",
+    "verdict",
+    "why",
+)
+# finding kind -> the review's column it corrects
+CORRECTED = {
+    "phase_mismatch": "phase",
+    "start_mismatch": "start",
+    "sponsor_mismatch": "sponsor",
+    "not_found": "trial_id",
+    "vanished": "trial_id",
+    "id_malformed": "trial_id",
+}
+ROMAN = {"EARLY_PHASE1": "I", "PHASE1": "I", "PHASE2": "II", "PHASE3": "III", "PHASE4": "IV"}
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def review_phase(registry_phases: Iterable[str]) -> str:
+    """`["PHASE1", "PHASE2"]` -> `I/II`, as reviews print phases; `NA` -> `N/A`."""
+    phases = list(registry_phases)
+    if phases == ["NA"]:
+        return "N/A"
+    return "/".join(dict.fromkeys(ROMAN[p] for p in phases if p in ROMAN))
+
+
+def review_start(registry_start: str | None, printed: str) -> str:
+    """The registry's start at the precision the review printed (`2021`, or `2021.6`)."""
+    if not registry_start:
+        return ""
+    year, _, rest = registry_start.partition("-")
+    month = rest.split("-")[0] if rest else ""
+    if "." in printed and month:
+        return f"{year}.{int(month)}"
+    return year
+
+
+def suggestion(finding: Mapping[str, Any], record: Mapping[str, Any] | None) -> str:
+    kind = finding["kind"]
+    if kind == "phase_mismatch" and record is not None:
+        return review_phase(json.loads(record.get("phases") or "[]"))
+    if kind == "start_mismatch" and record is not None:
+        return review_start(record.get("start"), str(finding.get("review_value") or ""))
+    if kind == "sponsor_mismatch" and record is not None:
+        return str(record.get("lead_sponsor") or "")
+    return ""  # an ID the registry does not show: the author must look it up
+
+
+def rows(
+    findings: Iterable[Mapping[str, Any]],
+    curated: Mapping[int, Mapping[str, Any]],
+    records: Mapping[str, Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    out = []
+    for f in findings:
+        column = CORRECTED.get(f["kind"])
+        if column is None:
+            continue
+        row = curated.get(f["line"], {})
+        record = records.get(f["trial_id"])
+        out.append(
+            {
+                "table": f["table"],
+                "row": row.get("row"),
+                "trial_id": row.get("trial_id", f["trial_id"]),
+                "column": column,
+                "printed": row.get(column, f.get("review_value")),
+                "suggested": suggestion(f, record),
+                "evidence_url": f.get("evidence_url") or "",
+                "severity": f["severity"],
+                "verdict": "unknown",
+                "why": f["message"] + _origin_note(record),
+            }
+        )
+    return out
+
+
+def _origin_note(record: Mapping[str, Any] | None) -> str:
+    if record is not None and record.get("origin") == "reconstructed":
+        return " [RECONSTRUCTED: a record rebuilt by hand from archived pages]"
+    return ""
+
+
+def neutralise(value: Any) -> str:
+    """A cell as text that no spreadsheet runs as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def render_csv(table_rows: Iterable[Mapping[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in table_rows:
+        writer.writerow([neutralise(r.get(c)) for c in COLUMNS])
+    return buffer.getvalue()
