@@ -234,3 +234,24 @@ def test_sponsor_mismatch_is_info_and_collaborators_count() -> None:
     rec = record(lead_sponsor="Masonic Cancer Center")
     (f,) = [f for f in reconcile([row()], {"NCT04630769": ok(rec)}) if f.kind == "sponsor_mismatch"]
     assert f.severity == "info"
+
+
+def test_one_product_printed_with_another_start_year_MA09_hRPE() -> None:
+    """Table 4 prints MA09-hRPE's three trials as started 2011, 2011 and 2021 (the third with a
+    non-breaking hyphen in its name, as printed): the odd one out is noted, the others not."""
+    rows = [
+        row(trial_id="NCT01344993", product="MA09‑hRPE", start="2011", line=70, table=4),
+        row(trial_id="NCT01345006", product="MA09‑hRPE", start="2011", line=71, table=4),
+        row(trial_id="NCT01469832", product="MA09-hRPE", start="2021", line=72, table=4),
+    ]
+    rows = [replace(r, start_date=PartialDate(int(r.start))) for r in rows]
+    odd = [f for f in reconcile(rows, {}) if f.kind == "review_inconsistent"]
+    assert [(f.trial_id, f.field, f.severity.value) for f in odd] == [
+        ("NCT01469832", "start", "info")
+    ]
+    assert "2011" in odd[0].message and "check this row" in odd[0].message
+
+
+def test_products_that_agree_are_not_noted() -> None:
+    rows = [row(trial_id="NCT01344993", line=70), row(trial_id="NCT01345006", line=71)]
+    assert [f for f in reconcile(rows, {}) if f.kind == "review_inconsistent"] == []

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from registry_sync.ids import claimed_registry, normalize_id
 from registry_sync.model import (
@@ -67,6 +67,7 @@ def reconcile(rows: Sequence[CuratedRow], states: Mapping[str, TrialState]) -> l
     """Every finding for every row, in table/line order. `states` is keyed by normalized ID."""
     findings: list[Finding] = []
     findings.extend(find_duplicate_ids(rows))
+    findings.extend(find_product_inconsistencies(rows))
     for row in rows:
         findings.extend(_row_findings(row, states.get(normalize_id(row.trial_id))))
     return sorted(findings, key=lambda f: (f.table, f.line, f.field, f.kind))
@@ -197,6 +198,65 @@ def find_duplicate_ids(rows: Sequence[CuratedRow]) -> list[Finding]:
                 )
             )
     return out
+
+
+def product_key(product: str) -> str:
+    """A product name compared loosely: `MA09‑hRPE` (a non-breaking hyphen) = `MA09-hRPE`."""
+    text = unicodedata.normalize("NFKC", product).casefold()
+    return re.sub(r"[^0-9a-z\u3040-\u30ff\u4e00-\u9fff]+", "", text)
+
+
+def find_product_inconsistencies(rows: Sequence[CuratedRow]) -> list[Finding]:
+    """One product printed with different start years or phases in different rows: the rows
+    that differ from the product's most common value get one finding each, naming the rest."""
+    by_product: dict[str, list[CuratedRow]] = defaultdict(list)
+    for row in rows:
+        if product_key(row.product):
+            by_product[product_key(row.product)].append(row)
+    out: list[Finding] = []
+    for group in by_product.values():
+        out += _odd_ones(group, "start", lambda r: str(r.start_date.year) if r.start_date else None)
+        out += _odd_ones(group, "phase", lambda r: "/".join(sorted(r.phases)) if r.phases else None)
+    return out
+
+
+def _odd_ones(
+    group: Sequence[CuratedRow], field: str, value: Callable[[CuratedRow], str | None]
+) -> list[Finding]:
+    shown: dict[int, str | None] = {id(r): value(r) for r in group}
+    counts = Counter(v for v in shown.values() if v is not None)
+    if len(counts) < 2:
+        return []
+    common = counts.most_common(1)[0][0]
+    printed: Callable[[CuratedRow], str] = _printed_start if field == "start" else _printed_phase
+    out = []
+    for row in group:
+        if shown[id(row)] in (None, common):
+            continue
+        others = "; ".join(
+            f"Table {o.table} {_where(o)} {printed(o)}" for o in group if o is not row
+        )
+        out.append(
+            _finding(
+                row,
+                field,
+                "review_inconsistent",
+                Severity.INFO,  # trials of one product may differ: a note to check, no more
+                printed(row),
+                None,
+                f"{row.product} is printed with {field} {printed(row)} here but {others} "
+                "(different trials of one product may differ: check this row)",
+            )
+        )
+    return out
+
+
+def _printed_start(row: CuratedRow) -> str:
+    return row.start
+
+
+def _printed_phase(row: CuratedRow) -> str:
+    return row.phase
 
 
 def _where(row: CuratedRow) -> str:

@@ -20,7 +20,13 @@ from registry_sync.registry_table import registry_name
 # Finding kinds that say the review and the registry disagree.
 DRIFT_KINDS = ("phase_mismatch", "start_mismatch", "sponsor_mismatch", "not_found", "vanished")
 # Finding kinds visible from the review's table alone.
-REVIEW_KINDS = ("id_malformed", "duplicate_id", "phase_unparsed", "start_unparsed")
+REVIEW_KINDS = (
+    "id_malformed",
+    "duplicate_id",
+    "review_inconsistent",
+    "phase_unparsed",
+    "start_unparsed",
+)
 FORMATS = ("md", "json", "corrections")
 REPLAY_NOTE = (
     "",
