@@ -102,7 +102,7 @@ def test_snapshots_and_report_after_a_run(runner: CliRunner) -> None:
     assert as_json["latest"] is True
     md = runner.invoke(main, ["report"])
     assert md.exit_code == 0
-    assert "review says Phase I/II; registry says PHASE1" in md.output
+    assert "review says Phase I/II; registry says Phase I (PHASE1)" in md.output
     doc = json.loads(runner.invoke(main, ["report", "--format", "json"]).output)
     assert doc["summary"]["outcomes"] == {"ok": 1}
     assert doc["findings"][0]["product"] == "CT1-DAP001"

@@ -52,7 +52,7 @@ def test_replay_of_bundled_review_covers_every_row(tmp_path: Path) -> None:
     md = result.report_paths["md"].read_text(encoding="utf-8")
     assert (
         "Table 2 row 7, CT1-DAP001 (NCT06482268): review says Phase I/II; "
-        "registry says PHASE1 (last updated 2025-01-29) [RECONSTRUCTED]"
+        "registry says Phase I (PHASE1) (last updated 2025-01-29) [RECONSTRUCTED]"
     ) in md
     assert "| JMA-IIA00412 | JMACCT (JMA-IIA) | moved |" in md
     assert "WHO ICTRP: not_found" in md  # asked of ICTRP, which (in this set) has no copy

@@ -81,7 +81,7 @@ def kinds(findings: list) -> list[str]:  # type: ignore[type-arg]
 def test_agreeing_row_gets_only_its_status() -> None:
     findings = reconcile([row()], {"NCT04630769": ok(record())})
     assert kinds(findings) == ["status"]
-    assert findings[0].registry_value == "COMPLETED"
+    assert findings[0].registry_value == "Completed (COMPLETED)"  # words first, then the enum
     assert findings[0].severity == "info"
 
 
@@ -114,7 +114,8 @@ def test_review_I_II_disagrees_with_phase2_only_and_says_last_update() -> None:
     rec = record(phases=("PHASE2",))
     findings = reconcile([row(phase="I/II")], {"NCT04630769": ok(rec)})
     (mismatch,) = [f for f in findings if f.kind == "phase_mismatch"]
-    assert mismatch.message == "review says Phase I/II; registry says PHASE2"
+    assert mismatch.message == "review says Phase I/II; registry says Phase II (PHASE2)"
+    assert mismatch.registry_value == "PHASE2"
     assert mismatch.extra["last_updated"] == "2024-03-05"
     assert mismatch.evidence_url == "https://clinicaltrials.gov/study/NCT04630769"
 
@@ -182,7 +183,7 @@ def test_notable_status_is_a_warning_and_shows_last_known() -> None:
     rec = record(status="UNKNOWN", status_raw="UNKNOWN", last_known_status="RECRUITING")
     (status,) = [f for f in reconcile([row()], {"NCT04630769": ok(rec)}) if f.kind == "status"]
     assert status.severity == "warning"
-    assert status.registry_value == "UNKNOWN (last known: RECRUITING)"
+    assert status.registry_value == "Unknown (UNKNOWN), last known: Recruiting"
 
 
 def test_unmapped_value_is_reported_not_dropped() -> None:

@@ -68,7 +68,8 @@ def test_unchecked_trials_name_their_table_and_product(content: report.ReportCon
 def test_status_table_flags_unknown_status(content: report.ReportContent) -> None:
     md = report.render_markdown(content)
     assert (
-        "| 5 | CAStem | NCT04331613 | UNKNOWN (last known: RECRUITING) ⚠ [RECONSTRUCTED] | "
+        "| 5 | CAStem | NCT04331613 | Unknown (UNKNOWN), last known: Recruiting ⚠ "
+        "[RECONSTRUCTED] | "
         "2020-04-02 |"
     ) in md
 

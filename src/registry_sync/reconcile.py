@@ -264,11 +264,12 @@ def _where(row: CuratedRow) -> str:
 
 
 def _status_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
-    shown = rec.status or rec.status_raw
-    if shown is None:
+    canonical = rec.status or rec.status_raw
+    if canonical is None:
         return None
+    shown = f"{readable_status(canonical)} ({canonical})"
     if rec.last_known_status:
-        shown = f"{shown} (last known: {rec.last_known_status})"
+        shown = f"{shown}, last known: {readable_status(rec.last_known_status)}"
     severity = Severity.WARNING if rec.status in NOTABLE_STATUSES else Severity.INFO
     return _finding(row, "status", "status", severity, None, shown, f"registry status {shown}")
 
@@ -282,7 +283,7 @@ def _phase_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
     review_phases = {PHASE_EQUIVALENTS.get(p, p) for p in row.phases}
     if registry_phases == review_phases:
         return None
-    shown = "/".join(rec.phases) if rec.phases else "(no phase)"
+    shown = "/".join(rec.phases)
     return _finding(
         row,
         "phase",
@@ -290,8 +291,23 @@ def _phase_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
         Severity.WARNING,
         row.phase,
         shown,
-        f"review says Phase {row.phase}; registry says {shown}",
+        f"review says Phase {row.phase}; registry says {readable_phases(rec.phases)} ({shown})",
     )
+
+
+ROMAN = {"EARLY_PHASE1": "Early I", "PHASE1": "I", "PHASE2": "II", "PHASE3": "III", "PHASE4": "IV"}
+
+
+def readable_phases(phases: Sequence[str]) -> str:
+    """`("PHASE1", "PHASE2")` -> `Phase I/II`, as reviews print it; `NA` -> `not applicable`."""
+    if list(phases) == ["NA"]:
+        return "phase not applicable"
+    return "Phase " + "/".join(ROMAN.get(p, p) for p in phases)
+
+
+def readable_status(status: str) -> str:
+    """`NOT_YET_RECRUITING` -> `Not yet recruiting`."""
+    return status.replace("_", " ").capitalize()
 
 
 def _start_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
