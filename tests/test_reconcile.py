@@ -174,9 +174,14 @@ def test_same_id_for_two_products_is_a_review_inconsistency_NCT04982081() -> Non
         row(trial_id="NCT04982081", product="HICM-188", line=28),
         row(trial_id="NCT04982081", product="Eyecyte-RPE", line=89, table=4),
     ]
-    dupes = [f for f in reconcile(rows, {}) if f.kind == "duplicate_id"]
-    assert len(dupes) == 2
-    assert "Eyecyte-RPE" in dupes[0].message and "HICM-188" in dupes[1].message
+    (dupe,) = [f for f in reconcile(rows, {}) if f.kind == "duplicate_id"]  # one per problem
+    assert "Table 1 (line 28) HICM-188; Table 4 (line 89) Eyecyte-RPE" in dupe.message
+    assert "could not be read" in dupe.message
+    # with the registry record, the finding says which product it is (title names HICM-188)
+    rec = record(trial_id="NCT04982081", brief_title="HICM-188 in Heart Failure")
+    (dupe,) = [f for f in reconcile(rows, {"NCT04982081": ok(rec)}) if f.kind == "duplicate_id"]
+    assert dupe.message.endswith("the registry record names HICM-188")
+    assert dupe.registry_value == "HICM-188"
 
 
 def test_notable_status_is_a_warning_and_shows_last_known() -> None:

@@ -66,7 +66,7 @@ SPONSOR_STOPWORDS = frozenset(
 def reconcile(rows: Sequence[CuratedRow], states: Mapping[str, TrialState]) -> list[Finding]:
     """Every finding for every row, in table/line order. `states` is keyed by normalized ID."""
     findings: list[Finding] = []
-    findings.extend(find_duplicate_ids(rows))
+    findings.extend(find_duplicate_ids(rows, states))
     findings.extend(find_product_inconsistencies(rows))
     for row in rows:
         findings.extend(_row_findings(row, states.get(normalize_id(row.trial_id))))
@@ -173,31 +173,51 @@ def _table_findings(row: CuratedRow) -> Iterable[Finding]:
         )
 
 
-def find_duplicate_ids(rows: Sequence[CuratedRow]) -> list[Finding]:
-    """The same ID printed for different products: at most one of them can be right."""
+def find_duplicate_ids(
+    rows: Sequence[CuratedRow], states: Mapping[str, TrialState] | None = None
+) -> list[Finding]:
+    """The same ID printed for different products: at most one of them can be right. One
+    finding per ID (on its first row), naming every row and, when the registry record was
+    read, which of the products it names."""
     by_id: dict[str, list[CuratedRow]] = defaultdict(list)
     for row in rows:
         by_id[normalize_id(row.trial_id)].append(row)
     out = []
     for trial_id, group in by_id.items():
-        if len({r.product for r in group}) < 2:
+        if len({product_key(r.product) for r in group}) < 2:
             continue
-        for row in group:
-            others = "; ".join(
-                f"Table {o.table} {_where(o)} {o.product}" for o in group if o is not row
+        listed = "; ".join(f"Table {r.table} {_where(r)} {r.product}" for r in group)
+        state = (states or {}).get(trial_id)
+        named = _record_names(group, state.record) if state and state.record else None
+        verdict = (
+            f"the registry record names {named}"
+            if named
+            else "the registry record names none of them"
+            if state and state.record
+            else "the registry record could not be read to tell which"
+        )
+        first = group[0]
+        out.append(
+            _finding(
+                first,
+                "trial_id",
+                "duplicate_id",
+                Severity.WARNING,
+                ", ".join(r.product for r in group),
+                named,
+                f"{trial_id} is printed for {len(group)} products ({listed}): {verdict}",
             )
-            out.append(
-                _finding(
-                    row,
-                    "trial_id",
-                    "duplicate_id",
-                    Severity.WARNING,
-                    row.product,
-                    None,
-                    f"{trial_id} is also printed for {others}",
-                )
-            )
+        )
     return out
+
+
+def _record_names(group: Sequence[CuratedRow], rec: RegistryRecord) -> str | None:
+    """The one product of `group` whose name the record's titles or interventions contain."""
+    text = product_key(
+        " ".join([rec.brief_title or "", rec.official_title or "", *rec.interventions])
+    )
+    named = [r.product for r in group if product_key(r.product) and product_key(r.product) in text]
+    return named[0] if len(named) == 1 else None
 
 
 def product_key(product: str) -> str:
