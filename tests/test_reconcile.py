@@ -261,3 +261,48 @@ def test_one_product_printed_with_another_start_year_MA09_hRPE() -> None:
 def test_products_that_agree_are_not_noted() -> None:
     rows = [row(trial_id="NCT01344993", line=70), row(trial_id="NCT01345006", line=71)]
     assert [f for f in reconcile(rows, {}) if f.kind == "review_inconsistent"] == []
+
+
+AS_OF = PartialDate(2026, 11, 25)
+
+
+def test_active_status_unconfirmed_for_two_years_is_flagged() -> None:
+    rec = record(status="RECRUITING", status_verified=PartialDate(2023, 5))
+    found = [f for f in reconcile([row()], {"NCT04630769": ok(rec)}, AS_OF)]
+    (stale,) = [f for f in found if f.kind == "status_unverified"]
+    assert "2023-05" in stale.message and stale.severity.value == "warning"
+    fresh = record(status="RECRUITING", status_verified=PartialDate(2025, 6))
+    again = reconcile([row()], {"NCT04630769": ok(fresh)}, AS_OF)
+    assert "status_unverified" not in kinds(again)
+    done = record(status="COMPLETED", status_verified=PartialDate(2019, 1))  # final: no check
+    assert "status_unverified" not in kinds(reconcile([row()], {"NCT04630769": ok(done)}, AS_OF))
+
+
+def test_start_still_estimated_or_in_the_future_is_flagged_NCT04945018() -> None:
+    estimated = record(start=PartialDate(2022, 4, 19), start_type="ESTIMATED")
+    (f,) = [
+        f
+        for f in reconcile([row(start="2022")], {"NCT04630769": ok(estimated)}, AS_OF)
+        if f.kind == "start_not_actual"
+    ]
+    assert f.message.endswith("is still an estimate")
+    future = record(start=PartialDate(2027, 2), start_type="ACTUAL")
+    found = reconcile([row(start="2027")], {"NCT04630769": ok(future)}, AS_OF)
+    assert [
+        f.message.endswith("is in the future") for f in found if f.kind == "start_not_actual"
+    ] == [True]
+
+
+def test_status_finding_shows_why_stopped_enrollment_and_results() -> None:
+    rec = record(
+        status="TERMINATED",
+        why_stopped="Sponsor decision",
+        enrollment=12,
+        enrollment_type="ACTUAL",
+        has_results=True,
+    )
+    (status,) = [f for f in reconcile([row()], {"NCT04630769": ok(rec)}) if f.kind == "status"]
+    assert status.message == (
+        "registry status Terminated (TERMINATED); why stopped: Sponsor decision; "
+        "enrollment 12 (actual); results posted"
+    )

@@ -40,6 +40,7 @@ def test_markdown_sections_in_order(content: report.ReportContent) -> None:
         "## Summary",
         "## Where the review differs from the registry",
         "## Problems in the review's own table",
+        "## The registry's own record (check before citing)",
         "## Values the registry does not give (nothing to check)",
         "## Current registry status (the review prints none)",
         "## Trials that could not be checked",

@@ -238,6 +238,10 @@ class RegistryRecord:
     unmapped: tuple[Unmapped, ...] = ()
     # a copy's own date: WHO ICTRP's "Last refreshed on" (None for the registry's own record)
     refreshed: PartialDate | None = None
+    enrollment_type: str | None = None  # "ACTUAL" | "ESTIMATED" | None
+    status_verified: PartialDate | None = None  # when the sponsor last confirmed the status
+    why_stopped: str | None = None  # the registry's reason, for a stopped trial
+    has_results: bool | None = None  # results posted in the registry
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from registry_sync.model import (
     FetchOutcome,
     Origin,
     Outcome,
+    PartialDate,
     RawPayload,
     TrialState,
 )
@@ -244,7 +245,7 @@ def _run(endpoints: Endpoints, request: RunRequest, steps: Steps, http: Http) ->
     mode, key = endpoints.mode(keys), endpoints.carry_key(keys)
     previous = snapshot.latest_of_mode(settings.snapshots_dir, key)
     states, carried = carry_forward(states, previous)
-    findings = reconcile(rows, states)
+    findings = reconcile(rows, states, PartialDate(started.year, started.month, started.day))
     records_report = steps.validate_records(
         frames.records_frame(states.values()), settings.expectations_dir, started.date()
     )

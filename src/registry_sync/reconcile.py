@@ -20,6 +20,7 @@ from registry_sync.model import (
     CuratedRow,
     Finding,
     Outcome,
+    PartialDate,
     RegistryRecord,
     Severity,
     TrialState,
@@ -63,17 +64,24 @@ SPONSOR_STOPWORDS = frozenset(
 )
 
 
-def reconcile(rows: Sequence[CuratedRow], states: Mapping[str, TrialState]) -> list[Finding]:
-    """Every finding for every row, in table/line order. `states` is keyed by normalized ID."""
+def reconcile(
+    rows: Sequence[CuratedRow],
+    states: Mapping[str, TrialState],
+    as_of: PartialDate | None = None,
+) -> list[Finding]:
+    """Every finding for every row, in table/line order. `states` is keyed by normalized ID;
+    `as_of` (the run's day) lets the registry's own dates be judged (unverified, future)."""
     findings: list[Finding] = []
     findings.extend(find_duplicate_ids(rows, states))
     findings.extend(find_product_inconsistencies(rows))
     for row in rows:
-        findings.extend(_row_findings(row, states.get(normalize_id(row.trial_id))))
+        findings.extend(_row_findings(row, states.get(normalize_id(row.trial_id)), as_of))
     return sorted(findings, key=lambda f: (f.table, f.line, f.field, f.kind))
 
 
-def _row_findings(row: CuratedRow, state: TrialState | None) -> list[Finding]:
+def _row_findings(
+    row: CuratedRow, state: TrialState | None, as_of: PartialDate | None = None
+) -> list[Finding]:
     out = list(_table_findings(row))
     if state is None or row.registry is None:
         return out
@@ -100,6 +108,8 @@ def _row_findings(row: CuratedRow, state: TrialState | None) -> list[Finding]:
         _phase_finding(row, rec),
         _start_finding(row, rec),
         _sponsor_finding(row, rec),
+        _unverified_finding(row, rec, as_of),
+        _start_not_actual_finding(row, rec, as_of),
     )
     out.extend(f for f in checks if f is not None)
     out.extend(
@@ -290,8 +300,67 @@ def _status_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
     shown = f"{readable_status(canonical)} ({canonical})"
     if rec.last_known_status:
         shown = f"{shown}, last known: {readable_status(rec.last_known_status)}"
+    extras = []
+    if rec.why_stopped:
+        extras.append(f"why stopped: {rec.why_stopped}")
+    if rec.enrollment is not None:
+        kind = f" ({rec.enrollment_type.lower()})" if rec.enrollment_type else ""
+        extras.append(f"enrollment {rec.enrollment}{kind}")
+    if rec.has_results:
+        extras.append("results posted")
     severity = Severity.WARNING if rec.status in NOTABLE_STATUSES else Severity.INFO
-    return _finding(row, "status", "status", severity, None, shown, f"registry status {shown}")
+    message = f"registry status {shown}" + "".join(f"; {e}" for e in extras)
+    return _finding(row, "status", "status", severity, None, shown, message)
+
+
+# Statuses a sponsor must keep confirming; ClinicalTrials.gov turns them UNKNOWN after 2 years.
+ACTIVE_STATUSES = frozenset(
+    {"NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING"}
+)
+UNVERIFIED_AFTER_YEARS = 2
+
+
+def _unverified_finding(
+    row: CuratedRow, rec: RegistryRecord, as_of: PartialDate | None
+) -> Finding | None:
+    """An active status its sponsor has not confirmed for two years or more."""
+    verified = rec.status_verified
+    if as_of is None or verified is None or rec.status not in ACTIVE_STATUSES:
+        return None
+    if (as_of.year - verified.year) * 12 + ((as_of.month or 1) - (verified.month or 1)) < 24:
+        return None
+    return _finding(
+        row,
+        "status",
+        "status_unverified",
+        Severity.WARNING,
+        None,
+        verified.iso(),
+        f"the sponsor last confirmed the status ({readable_status(rec.status or '')}) in "
+        f"{verified.iso()}: over {UNVERIFIED_AFTER_YEARS} years ago; it may no longer hold",
+    )
+
+
+def _start_not_actual_finding(
+    row: CuratedRow, rec: RegistryRecord, as_of: PartialDate | None
+) -> Finding | None:
+    """The review prints a start, the registry's is still a plan (estimated, or later than
+    today): the trial may not have started as the review presents it."""
+    if row.start_date is None or rec.start is None:
+        return None
+    future = as_of is not None and rec.start.truncate(as_of.precision) > as_of
+    if rec.start_type != "ESTIMATED" and not future:
+        return None
+    why = "is in the future" if future else "is still an estimate"
+    return _finding(
+        row,
+        "start",
+        "start_not_actual",
+        Severity.WARNING,
+        row.start,
+        rec.start.iso(),
+        f"review prints start {row.start}; the registry's start {rec.start.iso()} {why}",
+    )
 
 
 def _phase_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:

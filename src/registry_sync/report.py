@@ -27,6 +27,8 @@ REVIEW_KINDS = (
     "phase_unparsed",
     "start_unparsed",
 )
+# Finding kinds about the registry's own record: a plan not yet a fact, a status not confirmed.
+RECORD_KINDS = ("start_not_actual", "status_unverified")
 FORMATS = ("md", "json", "corrections")
 REPLAY_NOTE = (
     "",
@@ -180,6 +182,9 @@ def render_markdown(content: ReportContent) -> str:
         "No differences found in the trials that could be checked.",
     )
     lines += _section(content, "Problems in the review's own table", REVIEW_KINDS, "None.")
+    lines += _optional_section(
+        content, "The registry's own record (check before citing)", RECORD_KINDS
+    )
     lines += _unmapped_section(content)
     lines += _missing_section(content)
     lines += _status_section(content)
@@ -280,6 +285,12 @@ def _unmapped_section(content: ReportContent) -> list[str]:
     lines = ["## Registry values our vocabulary does not know", ""]
     lines += [f"- {_locate(content, f)}: {_describe(content, f)}" for f in chosen]
     return [*lines, ""]
+
+
+def _optional_section(content: ReportContent, title: str, kinds: Sequence[str]) -> list[str]:
+    if not any(f["kind"] in kinds for f in content.findings):
+        return []
+    return _section(content, title, kinds, "")
 
 
 def _missing_section(content: ReportContent) -> list[str]:

@@ -62,6 +62,7 @@ FIELDS = (
     "protocolSection.sponsorCollaboratorsModule",
     "protocolSection.conditionsModule",
     "protocolSection.armsInterventionsModule",
+    "hasResults",
 )
 
 # OAS enum `Status` -> canonical status (model.STATUSES). Same words, listed so a new one shows.
@@ -306,6 +307,12 @@ def parse(payload: RawPayload) -> RegistryRecord:
         conditions=tuple(_strs(_obj(proto, "conditionsModule").get("conditions"))),
         interventions=_names(_obj(proto, "armsInterventionsModule").get("interventions"), "name"),
         enrollment=_count(_obj(design, "enrollmentInfo"), unmapped),
+        enrollment_type=_lookup(
+            DATE_TYPE_MAP, _str(_obj(design, "enrollmentInfo"), "type"), "enrollment_type", unmapped
+        ),
+        status_verified=_partial(_str(status, "statusVerifiedDate"), "status_verified", unmapped),
+        why_stopped=_str(status, "whyStopped"),
+        has_results=study.get("hasResults") if isinstance(study.get("hasResults"), bool) else None,
         secondary_ids=_names(ident.get("secondaryIdInfos"), "id"),
         evidence_url=STUDY_URL.format(payload.trial_id),
         unmapped=tuple(unmapped),
@@ -352,6 +359,16 @@ def _date(
         return None
 
 
+def _partial(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate | None:
+    if raw is None:
+        return None
+    try:
+        return PartialDate.from_iso(raw)
+    except ValueError:
+        unmapped.append(Unmapped(field, raw))
+        return None
+
+
 def _count(enrollment: dict[str, Any], unmapped: list[Unmapped]) -> int | None:
     raw = enrollment.get("count")
     if raw is None:
@@ -386,7 +403,7 @@ REGISTRY = Registry(
     key=KEY,
     name="ClinicalTrials.gov",
     id_pattern=ids.ID_PATTERNS[KEY],
-    parser_version=1,
+    parser_version=2,  # 2: enrollment type, status verified, why stopped, results posted
     fetch=fetch,
     parse=parse,
     data_timestamp=data_timestamp,
