@@ -109,8 +109,7 @@ NIL = frozenset({"", "nil", "nil known", "none", "n/a", "na"})
 
 # Markers of a challenge, WAF or quota page (none reported for ANZCTR; generic ones), looked for
 # only in a page that lacks the review page's Trial ID span.
-BLOCK_MARKERS: tuple[str, ...] = ("captcha", "access denied", "request unsuccessful")
-BLOCK_MARKERS += ("just a moment", "are you a robot", "too many requests", "has been blocked")
+BLOCK_MARKERS = pages.GENERIC_BLOCK_MARKERS
 
 
 def fetch(trial_ids: Sequence[str], http: Http, base_url: str) -> list[FetchOutcome]:

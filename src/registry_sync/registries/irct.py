@@ -89,8 +89,7 @@ PHASE_MAP: dict[str, tuple[str, ...]] = {
 }
 
 # Markers of a challenge, WAF or quota page (none reported for IRCT; generic ones).
-BLOCK_MARKERS: tuple[str, ...] = ("captcha", "access denied", "request unsuccessful")
-BLOCK_MARKERS += ("just a moment", "are you a robot", "too many requests", "has been blocked")
+BLOCK_MARKERS = pages.GENERIC_BLOCK_MARKERS
 
 
 def fetch(trial_ids: Sequence[str], http: Http, base_url: str) -> list[FetchOutcome]:

@@ -30,6 +30,17 @@ from registry_sync.registry_table import REGISTRY_TABLE
 
 __all__ = ["Post", "Target", "decode_text", "fetch_each"]
 
+# Markers of a challenge, WAF or quota page that any site may serve (a registry adds its own).
+GENERIC_BLOCK_MARKERS: tuple[str, ...] = (
+    "captcha",
+    "access denied",
+    "request unsuccessful",
+    "just a moment",
+    "are you a robot",
+    "too many requests",
+    "has been blocked",
+)
+
 
 @dataclass(frozen=True)
 class Post:
