@@ -21,7 +21,6 @@ import contextvars
 import functools
 import hashlib
 import json
-import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -59,8 +58,6 @@ from registry_sync.reconcile import reconcile
 from registry_sync.registries import REGISTRIES
 from registry_sync.registry_table import REGISTRY_TABLE, TRIAL_REGISTRIES, registry_name
 from registry_sync.settings import DEFAULT_BASE_URLS, Settings
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -349,17 +349,11 @@ def _lookup(
 def _date(
     module: dict[str, Any], key: str, field: str, unmapped: list[Unmapped]
 ) -> PartialDate | None:
-    raw = _str(_obj(module, key), "date")
-    if raw is None:
-        return None
-    try:
-        return PartialDate.from_iso(raw)
-    except ValueError:
-        unmapped.append(Unmapped(field, raw))
-        return None
+    return _partial(_str(_obj(module, key), "date"), field, unmapped)
 
 
 def _partial(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate | None:
+    """`yyyy-MM` or `yyyy-MM-dd`; anything else is recorded as Unmapped."""
     if raw is None:
         return None
     try:
