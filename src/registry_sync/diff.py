@@ -141,7 +141,7 @@ def two_newest(store: Path) -> tuple[Path, Path]:
     same = [
         i.path
         for i in snapshot.list_snapshots(store, include_rejected=False)
-        if snapshot.carry_key(snapshot.read_meta(i.path)) == key
+        if i.carry_key == key
     ]
     if len(same) < 2:
         raise SnapshotError(

@@ -64,6 +64,7 @@ class SnapshotInfo:
     started_at: str
     partial: bool
     counts: Mapping[str, Any]
+    carry_key: str = "live"  # which later runs it may feed (see `carry_key`)
 
 
 def new_run_id(now: datetime) -> str:
@@ -275,6 +276,7 @@ def list_snapshots(store: Path, *, include_rejected: bool = True) -> list[Snapsh
                 started_at=str(meta.get("started_at")),
                 partial=bool(meta.get("partial")),
                 counts=meta.get("counts", {}),
+                carry_key=carry_key(meta),
             )
         )
     return sorted(infos, key=lambda i: i.run_id)
@@ -296,7 +298,7 @@ def latest_of_mode(store: Path, key: str) -> Path | None:
     candidates = [
         i
         for i in list_snapshots(store, include_rejected=False)
-        if carry_key(read_meta(i.path)) == key
+        if i.carry_key == key
     ]
     return candidates[-1].path if candidates else None
 
