@@ -16,6 +16,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from registry_sync.reconcile import review_phase
+
 COLUMNS = (
     "table",
     "row",
@@ -37,16 +39,7 @@ CORRECTED = {
     "vanished": "trial_id",
     "id_malformed": "trial_id",
 }
-ROMAN = {"EARLY_PHASE1": "I", "PHASE1": "I", "PHASE2": "II", "PHASE3": "III", "PHASE4": "IV"}
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def review_phase(registry_phases: Iterable[str]) -> str:
-    """`["PHASE1", "PHASE2"]` -> `I/II`, as reviews print phases; `NA` -> `N/A`."""
-    phases = list(registry_phases)
-    if phases == ["NA"]:
-        return "N/A"
-    return "/".join(dict.fromkeys(ROMAN[p] for p in phases if p in ROMAN))
 
 
 def review_start(registry_start: str | None, printed: str) -> str:

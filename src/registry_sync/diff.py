@@ -139,9 +139,7 @@ def two_newest(store: Path) -> tuple[Path, Path]:
         raise SnapshotError(f"no snapshot in {store} yet: run `registry-sync run` first")
     key = snapshot.carry_key(snapshot.read_meta(latest))
     same = [
-        i.path
-        for i in snapshot.list_snapshots(store, include_rejected=False)
-        if i.carry_key == key
+        i.path for i in snapshot.list_snapshots(store, include_rejected=False) if i.carry_key == key
     ]
     if len(same) < 2:
         raise SnapshotError(

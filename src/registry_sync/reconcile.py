@@ -15,6 +15,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from registry_sync.curated import REVIEW_PHASES
 from registry_sync.ids import claimed_registry, normalize_id
 from registry_sync.model import (
     CuratedRow,
@@ -384,14 +385,33 @@ def _phase_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
     )
 
 
-ROMAN = {"EARLY_PHASE1": "Early I", "PHASE1": "I", "PHASE2": "II", "PHASE3": "III", "PHASE4": "IV"}
+# Canonical phase -> its Roman numeral as a review prints it: the inverse of the review's own
+# notation (curated.REVIEW_PHASES), so the two can never disagree.
+ROMAN = {
+    canonical: printed
+    for printed, canonical in REVIEW_PHASES.items()
+    if printed.isalpha() and canonical != "EARLY_PHASE1"
+}
+
+
+def review_phase(phases: Iterable[str]) -> str:
+    """`["PHASE1", "PHASE2"]` -> `I/II`, as the review would print it (early phase 1 counts as
+    I, as in the comparison); `NA` -> `N/A`."""
+    listed = list(phases)
+    if listed == ["NA"]:
+        return "N/A"
+    roman = (ROMAN.get(PHASE_EQUIVALENTS.get(p, p)) for p in listed)
+    return "/".join(dict.fromkeys(r for r in roman if r))
 
 
 def readable_phases(phases: Sequence[str]) -> str:
-    """`("PHASE1", "PHASE2")` -> `Phase I/II`, as reviews print it; `NA` -> `not applicable`."""
+    """`("PHASE1", "PHASE2")` -> `Phase I/II`; `EARLY_PHASE1` -> `Phase Early I`; `NA` ->
+    `phase not applicable`."""
     if list(phases) == ["NA"]:
         return "phase not applicable"
-    return "Phase " + "/".join(ROMAN.get(p, p) for p in phases)
+    return "Phase " + "/".join(
+        "Early I" if p == "EARLY_PHASE1" else ROMAN.get(p, p) for p in phases
+    )
 
 
 def readable_status(status: str) -> str:

@@ -295,11 +295,7 @@ def latest_of_mode(store: Path, key: str) -> Path | None:
     pointed = latest_snapshot(store, f"{LATEST_POINTER}-{key}")
     if pointed is not None:
         return pointed
-    candidates = [
-        i
-        for i in list_snapshots(store, include_rejected=False)
-        if i.carry_key == key
-    ]
+    candidates = [i for i in list_snapshots(store, include_rejected=False) if i.carry_key == key]
     return candidates[-1].path if candidates else None
 
 
