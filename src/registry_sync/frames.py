@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from registry_sync import snapshot_schema
 from registry_sync.model import CuratedRow, PartialDate, TrialState
 
 CURATED_COLUMNS = (
@@ -45,25 +46,10 @@ RECORD_COLUMNS = (
 
 
 def curated_row(row: CuratedRow) -> dict[str, Any]:
-    """One curated row as flat columns: as printed, plus what we parsed of it."""
-    return {
-        "line": row.line,
-        "table": row.table,
-        "row": row.row,
-        "product": row.product,
-        "refs": row.refs,
-        "cell_type": row.cell_type,
-        "indication": row.indication,
-        "sponsor": row.sponsor,
-        "trial_id": row.trial_id,
-        "phase": row.phase,
-        "nation": row.nation,
-        "start": row.start,
-        "note": row.note,
-        "registry": row.registry,
-        "phases": "|".join(sorted(row.phases)) if row.phases is not None else None,
-        "start_iso": row.start_date.iso() if row.start_date else None,
-    }
+    """One curated row as the gate sees it: the snapshot's columns, with phases `|`-joined (the
+    form the suite's regex checks) instead of the snapshot's JSON array."""
+    phases = "|".join(sorted(row.phases)) if row.phases is not None else None
+    return {**snapshot_schema.curated_row(row), "phases": phases}
 
 
 def curated_frame(rows: Sequence[CuratedRow]) -> pd.DataFrame:
