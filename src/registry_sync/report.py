@@ -83,12 +83,22 @@ def write_reports(
     stem = content.path.stem
     markdown = render_markdown(content)
     if previous is not None:
-        changes = diff.diff_snapshots(diff.load_rows(previous), diff.load_rows(snapshot_path))
+        changes = diff.diff_snapshots(diff.load_rows(previous), _rows(content))
         markdown = markdown.rstrip() + "\n\n" + "\n".join(diff.render_diff_markdown(changes, "##"))
     paths = {"md": reports_dir / f"{stem}.md", "json": reports_dir / f"{stem}.json"}
     paths["md"].write_text(markdown, encoding="utf-8")
     paths["json"].write_text(render_json(content), encoding="utf-8")
     return paths, markdown
+
+
+def _rows(content: ReportContent) -> diff.SnapshotRows:
+    """The snapshot already read for rendering, in the shape `diff` compares (not read again)."""
+    return diff.SnapshotRows(
+        run_id=str(content.meta.get("run_id")),
+        records=content.records,
+        outcomes={tid: o["outcome"] for tid, o in content.outcomes.items()},
+        findings={f["key"]: f for f in content.findings},
+    )
 
 
 def render(content: ReportContent, fmt: str) -> str:
