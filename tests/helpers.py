@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from registry_sync.settings import HttpSettings, Settings
@@ -47,3 +48,12 @@ def absurd_start_replay(tmp: Path, nct_id: str = "NCT06482268") -> Path:
     (out / "ctgov").mkdir(parents=True, exist_ok=True)
     (out / "ctgov" / f"{nct_id}.json").write_text(json.dumps(doc), encoding="utf-8")
     return out
+
+
+def review_subset(tmp: Path, ids: Sequence[str]) -> Path:
+    """The bundled table's rows whose trial ID is one of `ids`, with its header."""
+    lines = BUNDLED_CURATED.read_text(encoding="utf-8").splitlines(keepends=True)
+    keep = [lines[0]] + [ln for ln in lines[1:] if any(f",{i}," in ln for i in ids)]
+    path = tmp / "curated.csv"
+    path.write_text("".join(keep), encoding="utf-8")
+    return path

@@ -16,14 +16,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from helpers import BUNDLED_CURATED, BUNDLED_REPLAY, fast_settings
+from helpers import BUNDLED_REPLAY, fast_settings, review_subset
 from registry_sync import snapshot
 from registry_sync.errors import NotFoundError
 from registry_sync.http import Http
@@ -36,15 +36,6 @@ from registry_sync.replay import Fault, ReplayServer
 
 CTGOV_IDS = ("NCT06482268", "NCT04363346", "NCT04331613")
 JRCT_IDS = ("jRCT2053190081", "jRCTa050190117")
-
-
-def curated(tmp_path: Path, ids: Sequence[str]) -> Path:
-    """The bundled table's rows whose trial ID is one of `ids`, with its header."""
-    lines = BUNDLED_CURATED.read_text(encoding="utf-8").splitlines(keepends=True)
-    keep = [lines[0]] + [ln for ln in lines[1:] if any(f",{i}," in ln for i in ids)]
-    path = tmp_path / "curated.csv"
-    path.write_text("".join(keep), encoding="utf-8")
-    return path
 
 
 def stub_registry(key: str, fetch: object, parse: object = None) -> Registry:
@@ -70,14 +61,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@pytest.fixture
-def server() -> Iterator[ReplayServer]:
-    with ReplayServer(BUNDLED_REPLAY) as srv:
-        yield srv
-
-
 def run(tmp_path: Path, server: ReplayServer, ids: Sequence[str], **kwargs: object):  # type: ignore[no-untyped-def]
-    settings = fast_settings(tmp_path, curated(tmp_path, ids), ctgov=server.base_urls()["ctgov"])
+    settings = fast_settings(
+        tmp_path, review_subset(tmp_path, ids), ctgov=server.base_urls()["ctgov"]
+    )
     return run_pipeline(settings, RunRequest(**kwargs))  # type: ignore[arg-type]
 
 
@@ -218,7 +205,7 @@ def test_oversized_answer_is_a_typed_outcome_and_keeps_values(
     body = b'{"studies":[' + b",".join([study] * copies) + b"]}"
     server.add_fault("/ctgov/api/v2/studies", Fault(status=200, body=body), times=5)
     settings = fast_settings(
-        tmp_path, curated(tmp_path, CTGOV_IDS), ctgov=server.base_urls()["ctgov"]
+        tmp_path, review_subset(tmp_path, CTGOV_IDS), ctgov=server.base_urls()["ctgov"]
     )
     small_cap = replace(settings.http, max_bytes={"ctgov": 4 * 1024 * 1024})
     result = run_pipeline(replace(settings, http=small_cap), RunRequest())
@@ -255,7 +242,7 @@ def test_registries_are_fetched_side_by_side(
     umin_ids = ("UMIN000011929", "UMIN000026003")
     settings = fast_settings(
         tmp_path,
-        curated(tmp_path, (*JRCT_IDS, *umin_ids)),
+        review_subset(tmp_path, (*JRCT_IDS, *umin_ids)),
         jrct=f"{server.url}/jrct",
         umin=f"{server.url}/umin",
     )
@@ -308,7 +295,7 @@ def test_replay_never_reaches_a_live_url(tmp_path: Path) -> None:
     `moved`, asked of ICTRP on loopback), jRCT's set lacks the review's trials (`not_in_replay`)."""
     watcher = Watcher()
     try:
-        table = curated(tmp_path, (*CTGOV_IDS, *JRCT_IDS, "JMA-IIA00412"))
+        table = review_subset(tmp_path, (*CTGOV_IDS, *JRCT_IDS, "JMA-IIA00412"))
         live = dict.fromkeys(REGISTRY_TABLE, watcher.url)
         settings = fast_settings(tmp_path, table, **live)
         result = run_pipeline(settings, RunRequest(replay_dir=BUNDLED_REPLAY))
@@ -343,7 +330,7 @@ def test_custom_base_url_never_feeds_live(tmp_path: Path, server: ReplayServer) 
 
 
 def test_reconstructed_records_are_labelled(tmp_path: Path) -> None:
-    settings = fast_settings(tmp_path, curated(tmp_path, ("NCT06482268", "NCT03418623")))
+    settings = fast_settings(tmp_path, review_subset(tmp_path, ("NCT06482268", "NCT03418623")))
     result = run_pipeline(settings, RunRequest(replay_dir=BUNDLED_REPLAY))
     conn = sqlite3.connect(f"file:{result.snapshot_path}?mode=ro", uri=True)
     try:
@@ -378,7 +365,7 @@ def test_50_mb_batch_answer_keeps_the_run_small(tmp_path: Path, server: ReplaySe
     body = b'{"studies":[' + b",".join([study] * (50 * 2**20 // len(study) + 1)) + b"]}"
     server.add_fault("/ctgov/api/v2/studies", Fault(status=200, body=body), times=None)
     cli = Path(sys.executable).parent / "registry-sync"
-    cmd = [str(cli), "run", "--curated", str(curated(tmp_path, CTGOV_IDS))]
+    cmd = [str(cli), "run", "--curated", str(review_subset(tmp_path, CTGOV_IDS))]
     cmd += ["--base-url", f"ctgov={server.base_urls()['ctgov']}", "--data-dir", str(tmp_path)]
     done = subprocess.run(
         [sys.executable, "-c", PEAK_RSS, *cmd], capture_output=True, text=True, check=True

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from helpers import (
-    BUNDLED_CURATED,
     BUNDLED_REPLAY,
     absurd_start_replay,
     fast_settings,
     replay_copy,
+    review_subset,
 )
 from registry_sync import snapshot
 from registry_sync.errors import CuratedTableError
@@ -33,12 +33,7 @@ def rows_of(path: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def small_curated(tmp_path: Path, ids: tuple[str, ...] = SUBSET) -> Path:
-    """The bundled table's rows for these IDs, plus its header."""
-    lines = BUNDLED_CURATED.read_text(encoding="utf-8").splitlines(keepends=True)
-    keep = [lines[0]] + [ln for ln in lines[1:] if any(i in ln for i in ids)]
-    path = tmp_path / "curated.csv"
-    path.write_text("".join(keep), encoding="utf-8")
-    return path
+    return review_subset(tmp_path, ids)
 
 
 def test_replay_of_bundled_review_covers_every_row(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from registry_sync.reconcile import review_phase
+from registry_sync.reconcile import review_phase as review_phase  # part of this module's API
 
 COLUMNS = (
     "table",
