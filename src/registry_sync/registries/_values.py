@@ -7,7 +7,8 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from registry_sync.model import Unmapped
+from registry_sync.model import PartialDate, Unmapped
+from registry_sync.registries._dates import parse_date
 
 T = TypeVar("T")
 
@@ -51,3 +52,16 @@ def count(raw: str | None, unmapped: list[Unmapped], field: str = "enrollment") 
         return int(digits)
     unmapped.append(Unmapped(field, raw))
     return None
+
+
+def date(
+    raw: str | None, field: str, unmapped: list[Unmapped], *, day_first: bool = False
+) -> PartialDate | None:
+    """A date in any registry's form (`_dates.parse_date`); an empty value gives None, one that
+    is no date is `Unmapped` (never guessed)."""
+    if not raw:
+        return None
+    found = parse_date(raw, day_first=day_first)
+    if found is None:
+        unmapped.append(Unmapped(field, raw))
+    return found

@@ -48,9 +48,9 @@ from registry_sync.model import (
     Unmapped,
 )
 from registry_sync.registries import pages
-from registry_sync.registries._dates import parse_date
 from registry_sync.registries._html import document, label_key, node_text
 from registry_sync.registries._values import count as _count
+from registry_sync.registries._values import date as _shared_date
 from registry_sync.registries._values import lookup as _lookup
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
@@ -110,6 +110,11 @@ NIL = frozenset({"", "nil", "nil known", "none", "n/a", "na"})
 # Markers of a challenge, WAF or quota page (none reported for ANZCTR; generic ones), looked for
 # only in a page that lacks the review page's Trial ID span.
 BLOCK_MARKERS = pages.GENERIC_BLOCK_MARKERS
+
+
+def _date(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate | None:
+    """Day-first, the day not zero-padded (`1/02/2005`); anything else is Unmapped."""
+    return _shared_date(raw, field, unmapped, day_first=True)
 
 
 def fetch(trial_ids: Sequence[str], http: Http, base_url: str) -> list[FetchOutcome]:
@@ -282,16 +287,6 @@ def _secondary_ids(tree: LexborHTMLParser) -> tuple[str, ...]:
         known = [t for t in known if ids.registry_of(t) is not None]
         found.extend(known or [text])
     return tuple(dict.fromkeys(found))
-
-
-def _date(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate | None:
-    """A day-first date (`1/02/2005`: the day is not zero-padded); anything else is Unmapped."""
-    if raw is None:
-        return None
-    found = parse_date(raw, day_first=True)
-    if found is None:
-        unmapped.append(Unmapped(field, raw))
-    return found
 
 
 REGISTRY = Registry(

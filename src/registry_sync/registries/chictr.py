@@ -53,14 +53,13 @@ from registry_sync.http import Http
 from registry_sync.model import (
     Exchange,
     FetchOutcome,
-    PartialDate,
     RawPayload,
     RegistryRecord,
     Unmapped,
 )
 from registry_sync.registries import pages
-from registry_sync.registries._dates import parse_date
 from registry_sync.registries._html import clean, document, label_key, node_text
+from registry_sync.registries._values import date as _date
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
 
@@ -279,15 +278,6 @@ def _phases(cn: str | None, en: str | None, unmapped: list[Unmapped]) -> tuple[s
     if cn or en:
         unmapped.append(Unmapped("phase", "/".join(p for p in (cn, en) if p)))
     return ()
-
-
-def _date(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate | None:
-    if not raw:
-        return None
-    found = parse_date(raw)
-    if found is None:
-        unmapped.append(Unmapped(field, raw))
-    return found
 
 
 def _enrollment(cells: dict[str, LexborNode], unmapped: list[Unmapped]) -> int | None:

@@ -69,10 +69,10 @@ from registry_sync.model import (
     Unmapped,
 )
 from registry_sync.registries import pages
-from registry_sync.registries._dates import parse_date
 from registry_sync.registries._html import clean, document, node_text
 from registry_sync.registries._redact import redact_html
 from registry_sync.registries._values import casefolded, lookup
+from registry_sync.registries._values import date as _shared_date
 from registry_sync.registries.base import Registry
 
 KEY = "ictrp"
@@ -155,6 +155,11 @@ CARRIED_ID_PATTERN = re.compile(
 T = TypeVar("T")
 _GROUP_SIZE = re.compile(r"[^;:]*:\s*(\d+)\s*")  # ChiCTR `Group A:57`
 _BR = re.compile(r"<br\s*/?>", re.I)
+
+
+def _date(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate | None:
+    """A source-formatted date; slashed ones are day-first (`27/02/2020`, ICTRP's form)."""
+    return _shared_date(raw, field, unmapped, day_first=True)
 
 
 def fetch(trial_ids: Sequence[str], http: Http, base_url: str) -> list[FetchOutcome]:
@@ -365,16 +370,6 @@ def _record(
         unmapped=tuple(unmapped),
         refreshed=_date(values["refreshed"], "refreshed", unmapped),
     )
-
-
-def _date(raw: str, field: str, unmapped: list[Unmapped]) -> PartialDate | None:
-    """A source-formatted date; slashed ones are day-first (`27/02/2020`, ICTRP's form)."""
-    if not raw:
-        return None
-    date = parse_date(raw, day_first=True)
-    if date is None:
-        unmapped.append(Unmapped(field, raw))
-    return date
 
 
 def _enrollment(raw: str, unmapped: list[Unmapped]) -> int | None:

@@ -63,9 +63,9 @@ from registry_sync.model import (
     Unmapped,
 )
 from registry_sync.registries import pages
-from registry_sync.registries._dates import parse_date
 from registry_sync.registries._html import document, label_key, node_text
 from registry_sync.registries._values import count as _count
+from registry_sync.registries._values import date as _date
 from registry_sync.registries._values import lookup, nfkc
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
@@ -299,16 +299,6 @@ def _start(
         if raw is not None:
             return _date(raw, "start", unmapped), raw, kind
     return None, None, None
-
-
-def _date(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate | None:
-    """Era, kanji or English date; anything else is Unmapped (never guessed)."""
-    if raw is None:
-        return None
-    found = parse_date(raw)
-    if found is None:
-        unmapped.append(Unmapped(field, raw))
-    return found
 
 
 def _tuple(value: str | None) -> tuple[str, ...]:

@@ -43,15 +43,14 @@ from registry_sync.http import Http
 from registry_sync.model import (
     Exchange,
     FetchOutcome,
-    PartialDate,
     RawPayload,
     RegistryRecord,
     Unmapped,
 )
 from registry_sync.registries import pages
-from registry_sync.registries._dates import parse_date
 from registry_sync.registries._html import Row, document, find_row, label_key, label_rows, node_text
 from registry_sync.registries._values import count as _count
+from registry_sync.registries._values import date as _date
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
 
@@ -239,16 +238,6 @@ def _lookup(table: dict[str, T], raw: str | None, field: str, unmapped: list[Unm
             return table[candidate]
     unmapped.append(Unmapped(field, raw))
     return None
-
-
-def _date(raw: str | None, field: str, unmapped: list[Unmapped]) -> PartialDate | None:
-    """`2017 年 07 月 01 日` (split cells) or `2017/12/19`; anything else is Unmapped."""
-    if not raw:
-        return None
-    found = parse_date(raw)
-    if found is None:
-        unmapped.append(Unmapped(field, raw))
-    return found
 
 
 def _start_type(label: str) -> str | None:
