@@ -242,6 +242,7 @@ class RegistryRecord:
     status_verified: PartialDate | None = None  # when the sponsor last confirmed the status
     why_stopped: str | None = None  # the registry's reason, for a stopped trial
     has_results: bool | None = None  # results posted in the registry
+    countries: tuple[str, ...] = ()  # where its sites are, as the registry names the countries
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,14 @@ class TrialState:
     moved_to: str = ""  # `moved`: the ID the trial is registered under now, when known
 
 
+class Verdict(StrEnum):
+    """When the review went wrong: already at publication, or the registry moved on since."""
+
+    WRONG_AT_PUBLICATION = "wrong_at_publication"
+    CHANGED_SINCE = "changed_since"
+    UNKNOWN = "unknown"
+
+
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
@@ -309,3 +318,7 @@ class Finding:
     message: str = ""
     stale: bool = False
     extra: dict[str, str] = dataclasses.field(default_factory=dict, compare=False, hash=False)
+    verdict: Verdict = Verdict.UNKNOWN
+    # an author's decision to accept the finding (decisions file beside the curated table)
+    accepted_reason: str = ""
+    accepted_on: str = ""

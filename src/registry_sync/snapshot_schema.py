@@ -24,7 +24,7 @@ from registry_sync.model import (
     TrialState,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Response headers worth keeping as evidence (the rest is noise or a cookie value).
 KEPT_HEADERS = (
@@ -186,6 +186,10 @@ TABLES: tuple[Table, ...] = (
             "stale": int,
             "last_updated": str,
             "stale_since": str,
+            "verdict": str,
+            "accepted_reason": str,
+            "accepted_on": str,
+            "details": str,
         },
         pk="id",
         foreign_keys=(("line", "curated", "line"),),
@@ -308,6 +312,15 @@ def finding_row(index: int, f: Finding) -> dict[str, Any]:
         "stale": f.stale,
         "last_updated": f.extra.get("last_updated"),
         "stale_since": f.extra.get("stale_since"),
+        "verdict": f.verdict.value,
+        "accepted_reason": f.accepted_reason or None,
+        "accepted_on": f.accepted_on or None,
+        # the finding's own evidence (what matched, candidates, sibling IDs): a JSON object
+        "details": json.dumps(
+            {k: v for k, v in f.extra.items() if k not in {"last_updated", "stale_since"}},
+            ensure_ascii=False,
+            sort_keys=True,
+        ),
     }
 
 
