@@ -97,6 +97,14 @@ def main(debug: bool) -> None:
     help="A registry's base URL, e.g. ctgov=http://127.0.0.1:8123/ctgov/api/v2 "
     "(overrides REGISTRY_SYNC_<KEY>_URL).",
 )
+@click.option(
+    "--no-progress",
+    "--quiet",
+    "-q",
+    "no_progress",
+    is_flag=True,
+    help="No progress bars (shown only when standard error is a terminal).",
+)
 @data_dir_option
 @_friendly_errors
 def run(
@@ -105,15 +113,21 @@ def run(
     replay_dir: Path | None,
     curated: Path | None,
     base_urls: tuple[str, ...],
+    no_progress: bool,
     data_dir: Path | None,
 ) -> None:
     """Fetch, reconcile, gate and snapshot; print a summary and where the report is."""
+    from registry_sync import progress
     from registry_sync.pipeline import RunRequest, run_pipeline
 
     split_ids = tuple(i.strip() for chunk in ids for i in chunk.split(",") if i.strip())
     request = RunRequest(registries=registries, ids=split_ids, replay_dir=replay_dir)
     settings = _settings(data_dir, curated).with_base_urls(_parse_base_urls(base_urls))
-    result = run_pipeline(settings, request)
+    if progress.wanted(disabled=no_progress):
+        with progress.FetchProgress() as bars:
+            result = run_pipeline(settings, request, on_progress=bars)
+    else:
+        result = run_pipeline(settings, request)
     click.echo(
         f"run {result.run_id} ({result.mode}): {'PARTIAL' if result.partial else 'complete'}"
     )
@@ -252,6 +266,88 @@ def diff_command(old: Path | None, new: Path | None, fmt: str, data_dir: Path | 
         click.echo(diff.diff_json(changes), nl=False)
     else:
         click.echo("\n".join(diff.render_diff_markdown(changes)))
+
+
+@main.command()
+@click.option(
+    "--mode",
+    type=click.Choice(("live", "replay", "custom")),
+    default=None,
+    help="The latest snapshot of this kind of run (default: the latest of any kind).",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The snapshot store (default: <data-dir>/snapshots).",
+)
+@click.option(
+    "--snapshot",
+    "snapshot_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="This snapshot instead of a latest one.",
+)
+@click.option("--port", type=int, default=8001, show_default=True, help="Port on 127.0.0.1.")
+@click.option(
+    "--metadata-only",
+    is_flag=True,
+    help="Write the Datasette metadata, print its path, serve nothing (Datasette not needed).",
+)
+@data_dir_option
+@_friendly_errors
+def browse(
+    mode: str | None,
+    store: Path | None,
+    snapshot_path: Path | None,
+    port: int,
+    metadata_only: bool,
+    data_dir: Path | None,
+) -> None:
+    """Open a snapshot in Datasette, read-only, with table and column descriptions and facets."""
+    import importlib.util
+    import os
+
+    from registry_sync import browse as browse_mod
+
+    if snapshot_path is not None and mode is not None:
+        raise click.UsageError("give --snapshot or --mode, not both")
+    settings = _settings(data_dir, None)
+    path = snapshot_path or _latest_of(store or settings.snapshots_dir, mode)
+    path = path.resolve()  # `latest.sqlite` is a link: serve (and name) the run's own file
+    db_name = browse_mod.database_name(path)
+    metadata = browse_mod.build_metadata(snapshot.read_meta(path), db_name)
+    out = settings.reports_dir / f"{path.stem}.datasette.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if metadata_only:
+        click.echo(str(out))
+        return
+    if importlib.util.find_spec("datasette") is None:
+        raise RegistrySyncError(
+            "Datasette is not installed: pip install 'registry-sync[browse]' "
+            "(or pip install 'datasette>=0.65')"
+        )
+    command = [sys.executable, "-m", "datasette", "serve", "--immutable", str(path)]
+    command += ["--metadata", str(out), "--host", "127.0.0.1", "--port", str(port)]
+    click.echo(f"browsing {path} at http://127.0.0.1:{port}/{db_name} (Ctrl-C to stop)", err=True)
+    sys.stderr.flush()
+    os.execv(sys.executable, command)  # Datasette takes this process over: one PID to stop
+
+
+def _latest_of(store: Path, mode: str | None) -> Path:
+    """The newest accepted snapshot of `mode` (`custom`: of any custom base URLs) or of any."""
+    if mode is None:
+        found = snapshot.latest_snapshot(store)
+    elif mode == "custom":
+        infos = snapshot.list_snapshots(store, include_rejected=False) if store.exists() else []
+        found = next((i.path for i in reversed(infos) if i.mode == "custom"), None)
+    else:
+        found = snapshot.latest_of_mode(store, mode) if store.exists() else None
+    if found is None:
+        hint = "registry-sync run --replay data/replay" if mode == "replay" else "registry-sync run"
+        raise RegistrySyncError(f"no {mode or 'accepted'} snapshot in {store} yet: run `{hint}`")
+    return found
 
 
 @main.command()

@@ -24,7 +24,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,13 +159,17 @@ def run_pipeline(
     request: RunRequest = RunRequest(),
     steps: Steps = Steps(),
     http: Http | None = None,
+    on_progress: ProgressHook | None = None,
 ) -> RunResult:
-    """Run once, end to end. Per-trial problems never stop the run; they become outcomes."""
+    """Run once, end to end. Per-trial problems never stop the run; they become outcomes.
+
+    `on_progress(name, done, total)` hears of each registry's fetch: `0/total` when it starts,
+    `total/total` when its answers are in (see `fetch_jobs`)."""
     with _endpoints(settings, request) as endpoints:
         own_http = http is None
         http = http or Http(endpoints.settings.http)
         try:
-            return _run(endpoints, request, steps, http)
+            return _run(endpoints, request, steps, http, on_progress)
         finally:
             if own_http:
                 http.close()
@@ -215,15 +219,21 @@ class Fetched:
         self.seconds.update(other.seconds)
 
 
-def _run(endpoints: Endpoints, request: RunRequest, steps: Steps, http: Http) -> RunResult:
+def _run(
+    endpoints: Endpoints,
+    request: RunRequest,
+    steps: Steps,
+    http: Http,
+    on_progress: ProgressHook | None = None,
+) -> RunResult:
     settings = endpoints.settings
     started = datetime.now(UTC)
     table, curated_report = _load_and_gate(settings, steps)
     rows = select_rows(table.rows, request)
     planned, by_registry = plan(rows)
     clock = time.monotonic()
-    fetched = fetch_all(endpoints, steps, http, by_registry)
-    states, copies = ask_ictrp(endpoints, steps, http, fetched.states)
+    fetched = fetch_all(endpoints, steps, http, by_registry, on_progress=on_progress)
+    states, copies = ask_ictrp(endpoints, steps, http, fetched.states, on_progress=on_progress)
     bound, why = politeness.lower_bound(by_registry)
     timing = {
         "fetch_s": round(time.monotonic() - clock, 2),
@@ -391,15 +401,48 @@ class Job:
     ids: tuple[str, ...]
     home: str | None = None
 
+    @property
+    def name(self) -> str:
+        """`ctgov`; `ictrp:jrct` for a source asked for another registry's trials."""
+        return self.key if self.home is None else f"{self.key}:{self.home}"
+
+
+ProgressHook = Callable[[str, int, int], None]  # (job name, trials done, trials asked)
+
+
+def _report_progress(jobs: Sequence[Job], futures: Sequence[Any], hook: ProgressHook) -> None:
+    """0/n for every job at once, then n/n for each as its worker finishes, in that order. The
+    adapters fetch a registry's trials in one call (batched where the registry allows), so a
+    registry's answers arrive together."""
+    by_future = dict(zip(futures, jobs, strict=True))
+    for job in jobs:
+        hook(job.name, 0, len(job.ids))
+    for future in as_completed(futures):
+        job = by_future[future]
+        hook(job.name, len(job.ids), len(job.ids))
+
 
 def fetch_all(
-    endpoints: Endpoints, steps: Steps, http: Http, by_registry: Mapping[str, Sequence[str]]
+    endpoints: Endpoints,
+    steps: Steps,
+    http: Http,
+    by_registry: Mapping[str, Sequence[str]],
+    *,
+    on_progress: ProgressHook | None = None,
 ) -> Fetched:
     """Every registry's trials, each registry in its own worker."""
-    return fetch_jobs(endpoints, steps, http, [Job(k, tuple(v)) for k, v in by_registry.items()])
+    jobs = [Job(k, tuple(v)) for k, v in by_registry.items()]
+    return fetch_jobs(endpoints, steps, http, jobs, on_progress=on_progress)
 
 
-def fetch_jobs(endpoints: Endpoints, steps: Steps, http: Http, jobs: Sequence[Job]) -> Fetched:
+def fetch_jobs(
+    endpoints: Endpoints,
+    steps: Steps,
+    http: Http,
+    jobs: Sequence[Job],
+    *,
+    on_progress: ProgressHook | None = None,
+) -> Fetched:
     """Each job in its own worker thread (so a whole run takes about as long as its slowest
     registry); the per-host throttle in `Http` stays serial. The context is copied into each
     worker so that, in a flow, the steps still run as tasks."""
@@ -421,9 +464,11 @@ def fetch_jobs(endpoints: Endpoints, steps: Steps, http: Http, jobs: Sequence[Jo
             )
             for job in jobs
         ]
+        if on_progress is not None:
+            _report_progress(jobs, futures, on_progress)
         for job, future in zip(jobs, futures, strict=True):
             got = future.result()  # fetch_one never raises for an adapter's problem
-            name = job.key if job.home is None else f"{job.key}:{job.home}"
+            name = job.name
             if job.home is None:
                 fetched.timestamps[job.key] = got.timestamp
             fetched.notes.extend(got.notes)
@@ -445,7 +490,12 @@ def _redactor(key: str) -> collect.Redactor | None:
 
 
 def ask_ictrp(
-    endpoints: Endpoints, steps: Steps, http: Http, states: dict[str, TrialState]
+    endpoints: Endpoints,
+    steps: Steps,
+    http: Http,
+    states: dict[str, TrialState],
+    *,
+    on_progress: ProgressHook | None = None,
 ) -> tuple[dict[str, TrialState], Fetched]:
     """The fallback stage: trials their registry could not give (blocked, down, gone without
     a new home) asked of WHO ICTRP, one worker per home registry."""
@@ -454,7 +504,7 @@ def ask_ictrp(
     if not wanted or "ictrp" not in REGISTRIES:
         return states, Fetched()
     jobs = [Job("ictrp", tuple(ids), home) for home, ids in wanted.items()]
-    copies = fetch_jobs(endpoints, steps, http, jobs)
+    copies = fetch_jobs(endpoints, steps, http, jobs, on_progress=on_progress)
     return fallback.merge_ictrp(states, copies.states), copies
 
 
@@ -530,4 +580,4 @@ def carry_forward(
 CARRY_FORWARD = frozenset({Outcome.REGISTRY_DOWN, Outcome.BLOCKED, Outcome.PARSE_ERROR})
 
 
-__all__ = ["Endpoints", "RunRequest", "RunResult", "Steps", "run_pipeline"]
+__all__ = ["Endpoints", "ProgressHook", "RunRequest", "RunResult", "Steps", "run_pipeline"]
