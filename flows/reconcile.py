@@ -19,7 +19,8 @@ def adhoc_reconcile(
     replay_dir: str | None = None,
     fetch_retry_delay_s: float = 60,
 ) -> dict[str, Any]:
-    """The same run as `registry-sync run --registry ... --ids ...`."""
+    """The same run as `registry-sync run --registry ... --ids ...`, with the same artifacts as
+    the nightly flow (drift report, summary, findings table)."""
     request = RunRequest(
         registries=tuple(registries or ()),
         ids=tuple(ids or ()),

@@ -1,11 +1,11 @@
 """Prefect: the flows run the same pipeline as the CLI; retries only on transient failures;
-prefect.yaml is valid offline. One harness per session (about 10 s to start)."""
+prefect.yaml is valid offline. One harness per session (`harness` in conftest.py, about
+10 s to start), shared with test_flow_artifacts.py."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,25 +28,6 @@ def load_flow_module(name: str) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    home = tmp_path_factory.mktemp("prefect-home")
-    mp = pytest.MonkeyPatch()
-    for key, value in {
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
-    }.items():
-        mp.setenv(key, value)
-    with prefect_test_harness(server_startup_timeout=120):  # generous on a loaded 2-core CI
-        yield
-    mp.undo()
 
 
 @pytest.fixture

@@ -83,6 +83,27 @@ def publish_report(result: pipeline.RunResult) -> None:
     )
 
 
+def publish_artifacts(result: pipeline.RunResult) -> None:
+    """The summary (markdown: what to fix, counts, the reports' paths, HTML first) and the
+    findings (a table, one row per finding), read back from the run's snapshot."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from registry_sync import artifacts, report
+
+    content = report.load_content(result.snapshot_path)
+    state = "partial" if result.partial else "complete"
+    create_markdown_artifact(
+        markdown=artifacts.summary_markdown(content, result.report_paths),
+        key=artifacts.SUMMARY_KEY,
+        description=f"registry-sync run {result.run_id}: {state}; what to fix in the review",
+    )
+    create_table_artifact(
+        table=artifacts.finding_rows(content),
+        key=artifacts.FINDINGS_KEY,
+        description=f"registry-sync run {result.run_id}: findings by table and row",
+    )
+
+
 def run_in_flow(
     request: pipeline.RunRequest, data_dir: str | None, fetch_retry_delay_s: float
 ) -> dict[str, Any]:
@@ -94,6 +115,7 @@ def run_in_flow(
     settings = Settings.from_env(**({"data_dir": Path(data_dir)} if data_dir else {}))
     result = pipeline.run_pipeline(settings, request, steps=prefect_steps(fetch_retry_delay_s))
     publish_report(result)
+    publish_artifacts(result)
     if not result.accepted:  # the snapshot was kept apart: the flow run must show as failed
         raise ValidationFailed(
             f"run {result.run_id}: records rejected by the quality gate "
@@ -110,6 +132,7 @@ def run_in_flow(
         "run_id": result.run_id,
         "snapshot": str(result.snapshot_path),
         "report": str(result.report_paths["md"]),
+        "report_html": str(html) if (html := result.report_paths.get("html")) else None,
         "partial": result.partial,
         "accepted": result.accepted,
         "outcomes": result.outcomes,
