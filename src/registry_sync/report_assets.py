@@ -25,7 +25,7 @@ a{color:#1f5fae}
 .sub{color:var(--muted);font-size:.93em}
 .caveat{background:#fff7e6;border-left:4px solid var(--warning);padding:.5em .8em;margin:.6em 0}
 nav{display:flex;flex-wrap:wrap;gap:.4em 1.2em;margin:.6em 0}
-.numbers{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:8px;
+.numbers{display:grid;grid-template-columns:repeat(auto-fill,minmax(130px,1fr));gap:8px;
 margin:14px 0}
 .tile{background:var(--soft);border-radius:6px;padding:8px 10px;font-size:.9em;color:var(--muted)}
 .tile .n{display:block;font-size:1.7em;font-weight:650;color:var(--fg);line-height:1.1}
