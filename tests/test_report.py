@@ -84,8 +84,8 @@ def test_json_findings_carry_product_and_row(content: report.ReportContent) -> N
 
 
 def test_unknown_format_is_refused(content: report.ReportContent) -> None:
-    with pytest.raises(ValueError, match="unknown report format 'html'"):
-        report.render(content, "html")
+    with pytest.raises(ValueError, match="unknown report format 'pdf'"):
+        report.render(content, "pdf")
 
 
 def test_stale_age_is_said_in_days() -> None:

@@ -155,6 +155,7 @@ def run(
         )
     click.echo(f"snapshot: {result.snapshot_path}")
     click.echo(f"report: {result.report_paths['md']}")
+    click.echo(f"html report: {result.report_paths['html']}")
     sys.exit(result.exit_code)
 
 

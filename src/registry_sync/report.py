@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry_sync import corrections, diff, snapshot
+from registry_sync import corrections, diff, report_html, snapshot
 from registry_sync.ids import normalize_id
 from registry_sync.registry_table import registry_name
 
@@ -29,7 +29,7 @@ REVIEW_KINDS = (
 )
 # Finding kinds about the registry's own record: a plan not yet a fact, a status not confirmed.
 RECORD_KINDS = ("start_not_actual", "status_unverified")
-FORMATS = ("md", "json", "corrections")
+FORMATS = ("md", "json", "corrections", "html")
 REPLAY_NOTE = (
     "",
     "> Replay of recorded payloads: registry values are as of their capture (see the replay "
@@ -85,9 +85,10 @@ def write_reports(
     if previous is not None:
         changes = diff.diff_snapshots(diff.load_rows(previous), _rows(content))
         markdown = markdown.rstrip() + "\n\n" + "\n".join(diff.render_diff_markdown(changes, "##"))
-    paths = {"md": reports_dir / f"{stem}.md", "json": reports_dir / f"{stem}.json"}
+    paths = {fmt: reports_dir / f"{stem}.{fmt}" for fmt in ("md", "json", "html")}
     paths["md"].write_text(markdown, encoding="utf-8")
     paths["json"].write_text(render_json(content), encoding="utf-8")
+    paths["html"].write_text(report_html.render_html(content), encoding="utf-8")
     return paths, markdown
 
 
@@ -110,6 +111,8 @@ def render(content: ReportContent, fmt: str) -> str:
         return corrections.render_csv(
             corrections.rows(content.findings, content.curated, content.records)
         )
+    if fmt == "html":
+        return report_html.render_html(content)
     raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 

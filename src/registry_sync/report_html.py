@@ -1,0 +1,534 @@
+"""The drift report as one self-contained HTML file (pure over `report.ReportContent`).
+
+Opens with no network: inline CSS, inline SVG charts (`report_svg`), a small inline script
+for sorting and filtering the findings table, and a Content-Security-Policy that forbids any
+other load. Read top to bottom: what to fix in the review by table, what could not be checked
+and why, charts, then every finding. Without script the table is still whole, in table/row
+order. Every review or registry string is escaped and isolated (`<bdi>`) so right-to-left text
+cannot reorder a row; only http(s) evidence URLs become links.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from registry_sync import report, report_svg
+from registry_sync.ids import normalize_id
+from registry_sync.reconcile import readable_status
+from registry_sync.registry_table import registry_name
+from registry_sync.report_assets import SCRIPT, STYLE
+
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "img-src data:; base-uri 'none'; form-action 'none'"
+)
+SEVERITIES = ("error", "warning", "info")
+SEVERITY_COLORS = {"error": "#b42318", "warning": "#c4640a", "info": "#2f6db5"}
+VERDICT_WORDS = {
+    "wrong_at_publication": "wrong at publication",
+    "changed_since": "changed since publication",
+    "unknown": "unknown",
+}
+OUTCOME_COLORS = {
+    "ok": "#2e7d4f",
+    "not_in_replay": "#a3a9b3",
+    "not_found": "#7b4fb0",
+    "blocked": "#b42318",
+    "registry_down": "#d9822b",
+    "parse_error": "#8c2f5e",
+    "id_malformed": "#5b6470",
+    "moved": "#2f6db5",
+    "unsupported": "#c9b458",
+}
+STATUS_GROUPS = {  # a status's colour says what it means for a reader of the review
+    "NOT_YET_RECRUITING": "not started",
+    "RECRUITING": "running",
+    "ENROLLING_BY_INVITATION": "running",
+    "ACTIVE_NOT_RECRUITING": "running",
+    "NOT_RECRUITING": "running",
+    "COMPLETED": "completed",
+    "SUSPENDED": "stopped",
+    "TERMINATED": "stopped",
+    "WITHDRAWN": "stopped",
+    "UNKNOWN": "unknown",
+}
+STATUS_COLORS = {
+    "not started": "#c9b458",
+    "running": "#2e7d4f",
+    "completed": "#2f6db5",
+    "stopped": "#b42318",
+    "unknown": "#c4640a",
+}
+COLUMNS = (  # findings table: (key, heading, sortable); the key names the cell's class
+    ("sev", "Severity", True),
+    ("table", "Table", True),
+    ("row", "Row", True),
+    ("product", "Product", True),
+    ("trial", "Trial", True),
+    ("kind", "Kind", True),
+    ("field", "Field", True),
+    ("val", "Review prints", True),
+    ("val", "Registry says", True),
+    ("msg", "What it means", False),
+    ("verdict", "Verdict", True),
+    ("marks", "Marks", True),
+)
+
+
+def render_html(content: report.ReportContent) -> str:
+    s = report.summary(content)
+    title, published = review_title(content)
+    body = [
+        _header(content, s, title, published),
+        _numbers(content, s),
+        _fix_by_table(content),
+        _unchecked_section(content),
+        _charts(content),
+        _findings_section(content),
+    ]
+    data = {"review": {"title": title, "published": published}, "summary": s}
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>Drift report: {_e(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + f'\n<script type="application/json" id="report-data">{script_json(data)}</script>'
+        + f"\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
+    )
+
+
+# --- small safe pieces ---------------------------------------------------------------------
+
+
+def _e(value: object) -> str:
+    """Escaped text (quotes too, so it is safe in an attribute); None is empty."""
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _t(value: object, clip: int = 300) -> str:
+    """A review or registry string: escaped, and isolated so its direction stays inside; a
+    very long one is cut, whole behind a click."""
+    if value is None or value == "":
+        return ""
+    text = str(value)
+    if len(text) <= clip:
+        return f"<bdi>{_e(text)}</bdi>"
+    return (
+        f"<bdi>{_e(text[:clip])}</bdi>… <details><summary>all {len(text):,} characters"
+        f"</summary><bdi>{_e(text)}</bdi></details>"
+    )
+
+
+def safe_url(url: object) -> str | None:
+    """The URL when it is a plain http(s) address, else None (then shown as text only)."""
+    text = str(url or "")
+    if not text or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    return text if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+
+
+def _link(url: object, text: object) -> str:
+    """`text` linked to `url` when that is http(s); else the text, and any other address
+    shown as text beside it, never as a link."""
+    href = safe_url(url)
+    if href is None:
+        odd = f' <span class="sub">(address not linked: {_t(url)})</span>' if url else ""
+        return _t(text) + odd
+    return f'<a href="{_e(href)}" rel="noopener noreferrer" target="_blank">{_t(text)}</a>'
+
+
+def script_json(data: object) -> str:
+    """JSON that cannot end its `<script>` element or start markup inside it."""
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
+    for raw, safe in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(raw, safe)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def _inline_code(text: str) -> str:
+    """Escaped text whose `backticked` words become <code>."""
+    pieces = _e(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
+
+
+# --- what a reader needs from a finding ----------------------------------------------------
+
+
+def review_title(content: report.ReportContent) -> tuple[str, str | None]:
+    """The review's title (and publication date) from the snapshot's metadata when it has
+    them, else the curated table's file name, as the markdown report says."""
+    review = content.meta.get("review")
+    if isinstance(review, Mapping) and review.get("title"):
+        published = review.get("published")
+        return str(review["title"]), str(published) if published else None
+    return Path(str(content.meta.get("curated_path", "review"))).stem, None
+
+
+def _row_of(content: report.ReportContent, f: Mapping[str, Any]) -> Mapping[str, Any]:
+    return content.curated.get(f["line"], {})
+
+
+def _accepted(f: Mapping[str, Any]) -> bool:
+    return bool(f.get("accepted_reason") or f.get("accepted_on"))
+
+
+def _verdict(f: Mapping[str, Any]) -> str:
+    return str(f.get("verdict") or "unknown")
+
+
+def _details(f: Mapping[str, Any]) -> dict[str, Any]:
+    """The finding's own evidence (the `details` JSON object); unreadable text kept as is."""
+    raw = f.get("details")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"details": raw}
+    return value if isinstance(value, dict) else {"details": value}
+
+
+def _registry(key: object) -> str:
+    return registry_name(str(key)) if key else "no registry"
+
+
+# --- header, numbers, what to fix ----------------------------------------------------------
+
+
+def _header(
+    content: report.ReportContent, s: Mapping[str, Any], title: str, published: str | None
+) -> str:
+    state = "<strong>PARTIAL</strong>" if s["partial"] else "complete"
+    gate = "accepted" if s["accepted"] else "<strong>REJECTED by the quality gate</strong>"
+    pub = f'<p class="sub">Review published {_t(published)}.</p>' if published else ""
+    notes = {"replay": report.REPLAY_NOTE, "custom": report.CUSTOM_NOTE}.get(str(s["mode"]), ())
+    caveats = "".join(
+        f'<p class="caveat">{_inline_code(n.removeprefix("> "))}</p>' for n in notes if n
+    )
+    stamps = ", ".join(
+        f"{_e(registry_name(k))} data as of {_e(v)}" for k, v in s["data_timestamps"].items() if v
+    )
+    return (
+        f"<header><h1>Drift report: {_t(title)}</h1>{pub}"
+        f'<p class="sub">Run <code>{_e(s["run_id"])}</code>, mode <strong>{_e(s["mode"])}'
+        f"</strong>, started {_e(s['started_at'])}: {state}, {gate}. Registry data: "
+        f"{stamps or 'not reported'}.</p>"
+        f'<p class="sub path">Snapshot: <code>{_e(content.path)}</code></p>{caveats}'
+        '<nav><a href="#fix">What to fix</a><a href="#unchecked">Not checked</a>'
+        '<a href="#charts">Charts</a><a href="#findings">All findings</a></nav></header>'
+    )
+
+
+def _numbers(content: report.ReportContent, s: Mapping[str, Any]) -> str:
+    severities = Counter(f["severity"] for f in content.findings if not _accepted(f))
+    unchecked = s["trials"] - s["outcomes"].get("ok", 0)
+    tiles = [
+        (s["rows"], "rows in the review's tables", ""),
+        (s["trials"], "distinct trial IDs", ""),
+        (s["outcomes"].get("ok", 0), "trials checked against a registry", ""),
+        (unchecked, "trials that could not be checked", "warn" if unchecked else ""),
+        (severities["error"], "errors", "error" if severities["error"] else ""),
+        (severities["warning"], "warnings", "warning" if severities["warning"] else ""),
+        (severities["info"], "notes (info)", ""),
+        (sum(_accepted(f) for f in content.findings), "accepted by the authors", ""),
+    ]
+    if s["reconstructed"]:
+        tiles.append((s["reconstructed"], "records rebuilt by hand (reconstructed)", "warn"))
+    if s["stale_records"]:
+        tiles.append((s["stale_records"], "records carried from an earlier run (stale)", "warn"))
+    cells = "".join(
+        f'<div class="tile {cls}"><span class="n">{n}</span> {_e(label)}</div>'
+        for n, label, cls in tiles
+    )
+    return f'<section class="numbers" aria-label="Summary">{cells}</section>'
+
+
+def _fix_by_table(content: report.ReportContent) -> str:
+    """Errors and warnings not yet accepted, grouped by the review's table, worst first."""
+    by_table: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    for f in content.findings:
+        if f["severity"] in ("error", "warning") and not _accepted(f):
+            by_table[f["table"]].append(f)
+    infos = sum(1 for f in content.findings if f["severity"] == "info" and not _accepted(f))
+    accepted = sum(1 for f in content.findings if _accepted(f))
+    head = '<section id="fix"><h2>What to fix in the review</h2>'
+    tail = (
+        f'<p class="sub">Not listed here: {infos} notes (info) and {accepted} findings the '
+        'authors accepted; all are in <a href="#findings">the findings table</a>.</p></section>'
+    )
+    if not by_table:
+        return head + "<p>No errors or warnings.</p>" + tail
+    groups = [_fix_group(content, table, by_table[table]) for table in sorted(by_table)]
+    return head + '<div class="groups">' + "".join(groups) + "</div>" + tail
+
+
+def _fix_group(content: report.ReportContent, table: int, chosen: list[Mapping[str, Any]]) -> str:
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    chosen.sort(key=lambda f: (rank.get(f["severity"], 9), _row_of(content, f).get("row") or 0))
+    counts = Counter(f["severity"] for f in chosen)
+    said = " · ".join(f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in counts)
+    items = []
+    for f in chosen:
+        row = _row_of(content, f)
+        where = f"row {_e(row['row'])}" if row.get("row") else "row ?"
+        items.append(
+            f'<li><span class="sev sev-{_e(f["severity"])}">{_e(f["severity"])}</span> '
+            f"<strong>{where}</strong> · {_t(row.get('product', '?'))} · "
+            f"{_link(f.get('evidence_url'), f['trial_id'])}: {_t(f['message'])} "
+            f'<span class="verdict">({_e(VERDICT_WORDS.get(_verdict(f), _verdict(f)))})</span>'
+            "</li>"
+        )
+    heading = f"<h3>Table {_e(table)} <small>{said}</small></h3>"
+    return f"<article>{heading}<ol>{''.join(items)}</ol></article>"
+
+
+# --- trials that could not be checked ------------------------------------------------------
+
+
+def _unchecked_section(content: report.ReportContent) -> str:
+    """One line per reason (outcome and detail), with its count by registry and its IDs."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for u in report._unchecked(content):
+        groups[(u["outcome"], u["detail"])].append(u)
+    total = sum(map(len, groups.values()))
+    head = f'<section id="unchecked"><h2>Trials that could not be checked ({total})</h2>'
+    if not groups:
+        return head + "<p>Every trial was checked.</p></section>"
+    rows = []
+    for (outcome, detail), members in sorted(groups.items(), key=lambda g: -len(g[1])):
+        by_registry = Counter(_registry(m["registry"]) for m in members)
+        registries = ", ".join(f"{_e(name)} {n}" for name, n in by_registry.most_common())
+        ids = "; ".join(_unchecked_id(m) for m in members)
+        shown = (
+            f"<details><summary>{len(members)} IDs</summary>{ids}</details>"
+            if len(members) > 3
+            else ids
+        )
+        rows.append(
+            f'<tr><td class="num" data-label="Trials">{len(members)}</td>'
+            f'<td class="c-outcome" data-label="Outcome"><code>{_e(outcome)}</code></td>'
+            f'<td class="c-msg" data-label="Why">{_t(detail)}</td>'
+            f'<td data-label="Registries">{registries}</td><td data-label="IDs">{shown}</td></tr>'
+        )
+    return (
+        head + '<div class="scroll"><table class="cards"><thead><tr><th>Trials</th><th>Outcome'
+        "</th><th>Why</th><th>Registries</th><th>IDs (where in the review)</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
+    )
+
+
+def _unchecked_id(member: Mapping[str, Any]) -> str:
+    where = ", ".join(f"Table {_e(r['table'])} {_t(r['product'])}" for r in member["rows"])
+    return f"{_t(member['trial_id'])}" + (f" ({where})" if where else "")
+
+
+# --- charts --------------------------------------------------------------------------------
+
+
+def _charts(content: report.ReportContent) -> str:
+    figures = [
+        _figure("Findings by kind", _by_kind(content), SEVERITY_COLORS),
+        _figure("Findings by table of the review", _by_table(content), SEVERITY_COLORS),
+        _figure("Outcomes by registry", _by_registry(content), OUTCOME_COLORS),
+        _status_figure(content),
+        _start_figure(content),
+    ]
+    return (
+        '<section id="charts"><h2>Charts</h2><div class="charts">'
+        + "".join(figures)
+        + "</div></section>"
+    )
+
+
+def _figure(
+    title: str, rows: Sequence[report_svg.BarRow], colors: Mapping[str, str], note: str = ""
+) -> str:
+    chart = (
+        report_svg.stacked_bars(title, rows, colors)
+        if rows
+        else '<p class="sub">Nothing to chart.</p>'
+    )
+    caption = f"{_e(title)}" + (f'<span class="sub"> {note}</span>' if note else "")
+    return f"<figure><figcaption>{caption}</figcaption>{chart}</figure>"
+
+
+def _severity_rows(groups: Mapping[str, Iterable[Mapping[str, Any]]]) -> list[report_svg.BarRow]:
+    out: list[report_svg.BarRow] = []
+    for label, members in groups.items():
+        counts = Counter(f["severity"] for f in members)
+        out.append((label, [(s, counts[s]) for s in SEVERITIES]))
+    return out
+
+
+def _by_kind(content: report.ReportContent) -> list[report_svg.BarRow]:
+    groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for f in content.findings:
+        groups[str(f["kind"]).replace("_", " ")].append(f)
+    ordered = dict(sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])))
+    return _severity_rows(ordered)
+
+
+def _by_table(content: report.ReportContent) -> list[report_svg.BarRow]:
+    groups: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    for f in content.findings:
+        groups[f["table"]].append(f)
+    return _severity_rows({f"Table {t}": groups[t] for t in sorted(groups)})
+
+
+def _by_registry(content: report.ReportContent) -> list[report_svg.BarRow]:
+    groups: dict[str, Counter[str]] = defaultdict(Counter)
+    for o in content.outcomes.values():
+        groups[_registry(o["registry"])][o["outcome"]] += 1
+    outcomes = sorted({o for c in groups.values() for o in c}, key=lambda o: (o != "ok", o))
+    ordered = sorted(groups.items(), key=lambda g: -sum(g[1].values()))
+    return [(name, [(o, c[o]) for o in outcomes]) for name, c in ordered]
+
+
+def _status_figure(content: report.ReportContent) -> str:
+    statuses = Counter(str(r.get("status") or "not given") for r in content.records.values())
+    rows: list[report_svg.BarRow] = [
+        (readable_status(st), [(STATUS_GROUPS.get(st, "other"), n)])
+        for st, n in sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    missing = len(content.outcomes) - len(content.records)
+    note = f"{len(content.records)} trials with a registry record; {missing} without one not shown."
+    return _figure("Current status of the review's trials", rows, STATUS_COLORS, _e(note))
+
+
+def _start_figure(content: report.ReportContent) -> str:
+    points: list[report_svg.Point] = []
+    for row in content.curated.values():
+        record = content.records.get(normalize_id(str(row["trial_id"])))
+        printed, registered = row.get("start_iso"), (record or {}).get("start")
+        if printed and registered:
+            label = (
+                f"{row['product']} ({row['trial_id']}, Table {row['table']} row {row.get('row')})"
+            )
+            points.append((int(str(printed)[:4]), int(str(registered)[:4]), label))
+    title = "Review start year vs registry start year"
+    if not points:
+        empty = '<p class="sub">No row has both a printed and a registry start.</p>'
+        return f"<figure><figcaption>{title}</figcaption>{empty}</figure>"
+    differ = sum(1 for x, y, _ in points if x != y)
+    note = f"{len(points)} rows with both; {differ} off the diagonal (years differ)."
+    chart = report_svg.year_scatter(title, points, "review's start year", "registry's start year")
+    return (
+        f'<figure><figcaption>{title}<span class="sub"> {note}</span></figcaption>{chart}</figure>'
+    )
+
+
+# --- the findings table --------------------------------------------------------------------
+
+
+def _findings_section(content: report.ReportContent) -> str:
+    rows = [_finding_row(content, f, i) for i, f in enumerate(content.findings)]
+    heads = "".join(
+        f'<th scope="col" class="c-{key}"{" data-sortable" if sortable else ""}>{_e(name)}</th>'
+        for key, name, sortable in COLUMNS
+    )
+    return (
+        f'<section id="findings"><h2>All findings ({len(rows)})</h2>{_filters(content)}'
+        '<div class="scroll"><table id="findings-table" class="findings cards">'
+        f"<thead><tr>{heads}</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>"
+    )
+
+
+def _filters(content: report.ReportContent) -> str:
+    """Controls for the script; hidden until it runs (without it the table is whole)."""
+    f = content.findings
+    selects = [
+        ("severity", "Severity", [s for s in SEVERITIES if any(x["severity"] == s for x in f)]),
+        ("kind", "Kind", sorted({str(x["kind"]) for x in f})),
+        ("table", "Table", [str(t) for t in sorted({x["table"] for x in f})]),
+        ("verdict", "Verdict", sorted({_verdict(x) for x in f})),
+    ]
+    parts = [
+        '<label>Search <input type="search" id="f-text" placeholder="product, trial, text"></label>'
+    ]
+    for name, label, values in selects:
+        options = "".join(f'<option value="{_e(v)}">{_e(v)}</option>' for v in values)
+        select = f'<select name="{name}"><option value="">all</option>{options}</select>'
+        parts.append(f"<label>{label} {select}</label>")
+    sort_options = "".join(
+        f'<option value="{i}">{_e(name)}</option>' for i, (_, name, ok) in enumerate(COLUMNS) if ok
+    )
+    sort = f'<option value="">table and row</option>{sort_options}'
+    parts.append(f'<label>Sort by <select id="f-sort">{sort}</select></label>')
+    parts.append('<output id="f-count"></output>')
+    return f'<div id="filters" class="filters" hidden>{"".join(parts)}</div>'
+
+
+def _finding_row(content: report.ReportContent, f: Mapping[str, Any], pos: int) -> str:
+    row = _row_of(content, f)
+    sev, verdict = str(f["severity"]), _verdict(f)
+    rank = SEVERITIES.index(sev) if sev in SEVERITIES else len(SEVERITIES)
+    cells: list[tuple[str, object]] = [  # (inner HTML, sort key when not its text), as COLUMNS
+        (f'<span class="sev sev-{_e(sev)}">{_e(sev)}</span>', rank),
+        (_e(f["table"]), None),
+        (_e(row.get("row") or "—"), row.get("row") or 0),
+        (_t(row.get("product")), None),
+        (_link(f.get("evidence_url"), f["trial_id"]), None),
+        (_e(str(f["kind"]).replace("_", " ")), None),
+        (_e(f["field"]), None),
+        (_t(f.get("review_value"), clip=120), None),
+        (_t(f.get("registry_value"), clip=120), None),
+        (_message(content, f), None),
+        (_e(VERDICT_WORDS.get(verdict, verdict)), None),
+        (_marks(content, f), None),
+    ]
+    tds = "".join(
+        f'<td class="c-{key}" data-label="{_e(name)}"'
+        + (f' data-sort="{_e(sort)}"' if sort is not None else "")
+        + f">{inner}</td>"
+        for (key, name, _), (inner, sort) in zip(COLUMNS, cells, strict=True)
+    )
+    data = (("severity", sev), ("kind", f["kind"]), ("table", f["table"]), ("verdict", verdict))
+    attrs = " ".join(f'data-{k}="{_e(v)}"' for k, v in data)
+    return f'<tr {attrs} data-pos="{pos}">{tds}</tr>'
+
+
+def _message(content: report.ReportContent, f: Mapping[str, Any]) -> str:
+    text = _t(f["message"])
+    if f.get("last_updated"):
+        text += f' <span class="sub">(registry last updated {_e(f["last_updated"])})</span>'
+    details = _details(f)
+    if details:
+        items = "".join(
+            f"<dt>{_e(k)}</dt><dd>{_t(v if isinstance(v, str) else _json_text(v))}</dd>"
+            for k, v in sorted(details.items())
+        )
+        text += f"<details><summary>evidence</summary><dl>{items}</dl></details>"
+    return text
+
+
+def _json_text(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _marks(content: report.ReportContent, f: Mapping[str, Any]) -> str:
+    marks = []
+    if _accepted(f):
+        why = " ".join(
+            str(x)
+            for x in (f.get("accepted_reason"), f.get("accepted_on") and f"({f['accepted_on']})")
+            if x
+        )
+        marks.append(f'<span class="mark accepted">accepted</span> {_t(why)}')
+    if f.get("stale"):
+        age = report.stale_age(f.get("stale_since"), content.meta.get("started_at"))
+        marks.append(f'<span class="mark stale">stale</span> {_e(age)}')
+    if report._origin(content, f) == "reconstructed":
+        marks.append('<span class="mark recon">reconstructed</span>')
+    return "<br>".join(marks)
