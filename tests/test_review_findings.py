@@ -60,9 +60,9 @@ def test_id_suspect_jRCT209022038_table_2_row_3(findings: list[Finding]) -> None
     assert f.severity is Severity.WARNING
     assert "one digit short of jRCT's pattern" in f.message
     assert "13 characters where it needs 14" in f.message
-    assert "no ID known to this run fits" in f.message and "https://jrct.mhlw.go.jp/search" in (
-        f.message
-    )
+    assert "no ID known to this run fits" in f.message
+    assert "look it up on jRCT: its search page" in f.message
+    assert f.evidence_url == "https://jrct.mhlw.go.jp/search"
 
 
 @pytest.mark.parametrize(

@@ -256,8 +256,10 @@ def _suspect_finding(
         parts.append(f"candidates: {listed}")
     else:
         parts.append("no ID known to this run fits; check the ID against the source")
-    if search:
-        parts.append(f"search {registry_name(key)}: {search}")
+    evidence = strong[0].url if len(strong) == 1 and strong[0].url else search
+    if search:  # the evidence link is the search page unless a record backs the one candidate
+        where = "its search page (the evidence link)" if evidence == search else search
+        parts.append(f"look it up on {registry_name(key)}: {where}")
     return Finding(
         table=row.table,
         line=row.line,
@@ -267,7 +269,7 @@ def _suspect_finding(
         severity=Severity.WARNING,
         review_value=row.trial_id,
         registry_value=extra.get("suggested"),
-        evidence_url=(strong[0].url if len(strong) == 1 and strong[0].url else search),
+        evidence_url=evidence,
         message="; ".join(parts),
         extra=extra,
     )
