@@ -4,7 +4,9 @@ One row per finding that asks the review to change a printed value: table, row, 
 column, the value as printed, the registry's value in the review's own notation (phase `I/II`,
 start at the precision the review printed: `2019` or `2019.3`), the evidence URL, the severity
 and the verdict. The verdict (wrong at publication or changed since) is `unknown` until the
-review's publication date and the registries' histories are read. Every cell that a spreadsheet
+review's publication date and the registries' histories are read. A trial ID the review printed
+wrong gets the one strong candidate of its `id_suspect` finding as the suggested value, else none
+and "check the ID". Every cell that a spreadsheet
 would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return) is prefixed with `'`.
 """
 
@@ -69,28 +71,51 @@ def rows(
     curated: Mapping[int, Mapping[str, Any]],
     records: Mapping[str, Mapping[str, Any]],
 ) -> list[dict[str, Any]]:
+    listed = list(findings)
+    suspects = {f["line"]: f for f in listed if f["kind"] == "id_suspect"}
     out = []
-    for f in findings:
+    for f in listed:
         column = CORRECTED.get(f["kind"])
         if column is None:
             continue
         row = curated.get(f["line"], {})
         record = records.get(f["trial_id"])
-        out.append(
-            {
-                "table": f["table"],
-                "row": row.get("row"),
-                "trial_id": row.get("trial_id", f["trial_id"]),
-                "column": column,
-                "printed": row.get(column, f.get("review_value")),
-                "suggested": suggestion(f, record),
-                "evidence_url": f.get("evidence_url") or "",
-                "severity": f["severity"],
-                "verdict": "unknown",
-                "why": f["message"] + _origin_note(record),
-            }
-        )
+        entry = {
+            "table": f["table"],
+            "row": row.get("row"),
+            "trial_id": row.get("trial_id", f["trial_id"]),
+            "column": column,
+            "printed": row.get(column, f.get("review_value")),
+            "suggested": suggestion(f, record),
+            "evidence_url": f.get("evidence_url") or "",
+            "severity": f["severity"],
+            "verdict": "unknown",
+            "why": f["message"] + _origin_note(record),
+        }
+        if column == "trial_id" and f["line"] in suspects:
+            entry.update(suspect_suggestion(suspects[f["line"]], entry))
+        out.append(entry)
     return out
+
+
+def suspect_suggestion(suspect: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, str]:
+    """An ID the review printed wrong: the one strong candidate as the suggested value, with
+    why; with none or several, no suggested value and "check the ID"."""
+    details = json.loads(suspect.get("details") or "{}")
+    chosen = str(details.get("suggested") or "")
+    if chosen:
+        ranks = [k for k, v in details.items() if v == chosen and f"{k}_why" in details]
+        why = str(details[f"{ranks[0]}_why"]) if ranks else ""
+        return {
+            "suggested": chosen,
+            "why": f"{entry['why']}; suggested {chosen}: {why}",
+            "evidence_url": str(suspect.get("evidence_url") or entry["evidence_url"]),
+        }
+    return {
+        "suggested": "",
+        "why": f"{entry['why']}; check the ID: {suspect['message']}",
+        "evidence_url": str(entry["evidence_url"] or suspect.get("evidence_url") or ""),
+    }
 
 
 def _origin_note(record: Mapping[str, Any] | None) -> str:

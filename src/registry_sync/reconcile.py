@@ -15,6 +15,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from registry_sync.crosslink import find_cross_registrations
 from registry_sync.curated import REVIEW_PHASES
 from registry_sync.ids import claimed_registry, normalize_id
 from registry_sync.model import (
@@ -27,6 +28,7 @@ from registry_sync.model import (
     TrialState,
 )
 from registry_sync.registry_table import registry_name
+from registry_sync.suggest import find_suspects
 
 # Statuses a reader of the review should notice: the trial did not run, or stopped.
 NOTABLE_STATUSES = frozenset({"TERMINATED", "WITHDRAWN", "SUSPENDED", "UNKNOWN"})
@@ -74,7 +76,10 @@ def reconcile(
     `as_of` (the run's day) lets the registry's own dates be judged (unverified, future)."""
     findings: list[Finding] = []
     findings.extend(find_duplicate_ids(rows, states))
+    findings.extend(find_split_indications(rows, states))
     findings.extend(find_product_inconsistencies(rows))
+    findings.extend(find_suspects(rows, states))
+    findings.extend(find_cross_registrations(rows, states))
     for row in rows:
         findings.extend(_row_findings(row, states.get(normalize_id(row.trial_id)), as_of))
     return sorted(findings, key=lambda f: (f.table, f.line, f.field, f.kind))
@@ -217,6 +222,48 @@ def find_duplicate_ids(
                 ", ".join(r.product for r in group),
                 named,
                 f"{trial_id} is printed for {len(group)} products ({listed}): {verdict}",
+            )
+        )
+    return out
+
+
+def find_split_indications(
+    rows: Sequence[CuratedRow], states: Mapping[str, TrialState] | None = None
+) -> list[Finding]:
+    """The same ID printed for one product under different indications: one finding per ID
+    (on its first row), naming every row and the conditions the registry record lists."""
+    by_id: dict[str, list[CuratedRow]] = defaultdict(list)
+    for row in rows:
+        by_id[normalize_id(row.trial_id)].append(row)
+    out = []
+    for trial_id, group in by_id.items():
+        if len({product_key(r.product) for r in group}) != 1:
+            continue  # several products: `duplicate_id` says it
+        if len({product_key(r.indication) for r in group}) < 2:
+            continue
+        listed = "; ".join(f"Table {r.table} {_where(r)} {r.indication}" for r in group)
+        state = (states or {}).get(trial_id)
+        rec = state.record if state is not None else None
+        conditions = "; ".join(rec.conditions) if rec is not None and rec.conditions else None
+        text = product_key(" ".join(rec.conditions)) if rec is not None else ""
+        named = [r.indication for r in group if text and product_key(r.indication) in text]
+        verdict = (
+            f"the registry record is for {named[0]} (conditions: {conditions})"
+            if len(named) == 1
+            else f"the registry record lists conditions: {conditions}"
+            if conditions
+            else "the registry record could not be read to tell which"
+        )
+        out.append(
+            _finding(
+                group[0],
+                "indication",
+                "duplicate_id",
+                Severity.WARNING,
+                ", ".join(r.indication for r in group),
+                conditions,
+                f"{trial_id} is printed for {group[0].product} under {len(group)} indications "
+                f"({listed}): {verdict}",
             )
         )
     return out

@@ -32,6 +32,9 @@ class RegistryInfo:
     max_page_bytes: int  # a bigger answer is cut off and ends as a typed outcome
     ictrp_id_prefix: str | None  # WHO ICTRP carries it under prefix + ID; None = not carried
     terms: str  # one line: what the terms of use ask of us
+    # a page a reader searches the registry on; `{query}` is replaced by the (URL-quoted) ID
+    # where the search takes it in the URL; "" when there is none to link (REGISTRIES.md)
+    search_url: str = ""
 
 
 REGISTRY_TABLE: dict[str, RegistryInfo] = {
@@ -54,6 +57,7 @@ REGISTRY_TABLE: dict[str, RegistryInfo] = {
             max_page_bytes=32 * MB,  # a batch page of up to 1,000 studies, restricted fields
             ictrp_id_prefix="",
             terms="US government data, public domain in practice; no documented rate limit.",
+            search_url="https://clinicaltrials.gov/search?term={query}",
         ),
         RegistryInfo(
             key="jrct",
@@ -72,6 +76,7 @@ REGISTRY_TABLE: dict[str, RegistryInfo] = {
             ictrp_id_prefix="JPRN-",
             terms="PDL1.0; no crawlers or bulk collection without permission: the review's IDs "
             "only, serially.",
+            search_url="https://jrct.mhlw.go.jp/search",
         ),
         RegistryInfo(
             key="chictr",
@@ -90,6 +95,7 @@ REGISTRY_TABLE: dict[str, RegistryInfo] = {
             ictrp_id_prefix="",
             terms="Attribution; no bulk redistribution; a WAF blocks bots: try once, never "
             "circumvent.",
+            search_url="https://www.chictr.org.cn/searchproj.html?regno={query}&btngo=btn",
         ),
         RegistryInfo(
             key="ctr",
@@ -107,6 +113,7 @@ REGISTRY_TABLE: dict[str, RegistryInfo] = {
             max_page_bytes=4 * MB,
             ictrp_id_prefix=None,  # ICTRP does not carry CTR
             terms="A JS challenge blocks bots: try once, report blocked, never circumvent.",
+            search_url="https://www.chinadrugtrials.org.cn/clinicaltrials.searchlist.dhtml",
         ),
         RegistryInfo(
             key="umin",
@@ -124,6 +131,9 @@ REGISTRY_TABLE: dict[str, RegistryInfo] = {
             max_page_bytes=4 * MB,
             ictrp_id_prefix="JPRN-",
             terms="No terms on automated access found; about one request a second.",
+            search_url=(
+                "https://center6.umin.ac.jp/cgi-open-bin/ctr/index.cgi?sort=03&function=04&ctrno={query}"
+            ),
         ),
         RegistryInfo(
             key="anzctr",
@@ -141,6 +151,7 @@ REGISTRY_TABLE: dict[str, RegistryInfo] = {
             max_page_bytes=4 * MB,
             ictrp_id_prefix="",
             terms="No terms on automated access found; about one request a second.",
+            search_url="https://www.anzctr.org.au/TrialSearch.aspx?searchTxt={query}&isBasic=True",
         ),
         RegistryInfo(
             key="irct",
@@ -158,6 +169,7 @@ REGISTRY_TABLE: dict[str, RegistryInfo] = {
             max_page_bytes=4 * MB,
             ictrp_id_prefix="",
             terms="Research and non-commercial use.",
+            search_url="https://en.irct.ir/search/result?query={query}",
         ),
         RegistryInfo(
             key="jma",
