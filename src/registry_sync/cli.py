@@ -6,6 +6,7 @@ Exit codes: 0 complete; 1 partial (some trials could not be checked); 2 usage er
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -97,6 +98,13 @@ def main(debug: bool) -> None:
     help="A registry's base URL, e.g. ctgov=http://127.0.0.1:8123/ctgov/api/v2 "
     "(overrides REGISTRY_SYNC_<KEY>_URL).",
 )
+@click.option(
+    "--history",
+    is_flag=True,
+    default=False,
+    help="Read ClinicalTrials.gov version history (internal API, cached) to tell 'wrong at "
+    "publication' from 'changed since' (or REGISTRY_SYNC_HISTORY=1).",
+)
 @data_dir_option
 @_friendly_errors
 def run(
@@ -105,6 +113,7 @@ def run(
     replay_dir: Path | None,
     curated: Path | None,
     base_urls: tuple[str, ...],
+    history: bool,
     data_dir: Path | None,
 ) -> None:
     """Fetch, reconcile, gate and snapshot; print a summary and where the report is."""
@@ -113,6 +122,8 @@ def run(
     split_ids = tuple(i.strip() for chunk in ids for i in chunk.split(",") if i.strip())
     request = RunRequest(registries=registries, ids=split_ids, replay_dir=replay_dir)
     settings = _settings(data_dir, curated).with_base_urls(_parse_base_urls(base_urls))
+    if history:
+        settings = dataclasses.replace(settings, history=True)
     result = run_pipeline(settings, request)
     click.echo(
         f"run {result.run_id} ({result.mode}): {'PARTIAL' if result.partial else 'complete'}"
