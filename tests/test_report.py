@@ -27,8 +27,9 @@ def test_summary_counts_rows_ids_and_rows_out_of_date(content: report.ReportCont
     assert (s["rows_out_of_date"], s["rows_with_notes_only"]) == (1, 3)
     md = report.render_markdown(content)
     assert md.startswith("# Drift report: review_2025_hpsc\n")  # a name, not a file path
-    assert "- **warning** Table 2 row 7, CT1-DAP001 (NCT06482268)" in md
-    assert "- **info** Table 1 row 3, FT516 (NCT04363346)" in md
+    # severity, then the verdict: both records were last updated before the review's publication
+    assert "- **warning** [wrong at publication] Table 2 row 7, CT1-DAP001 (NCT06482268)" in md
+    assert "- **info** [wrong at publication] Table 1 row 3, FT516 (NCT04363346)" in md
     assert s["mode"] == "replay" and s["partial"] is True
 
 

@@ -6,6 +6,7 @@ Exit codes: 0 complete; 1 partial (some trials could not be checked); 2 usage er
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -105,6 +106,13 @@ def main(debug: bool) -> None:
     is_flag=True,
     help="No progress bars (shown only when standard error is a terminal).",
 )
+@click.option(
+    "--history",
+    is_flag=True,
+    default=False,
+    help="Read ClinicalTrials.gov version history (internal API, cached) to tell 'wrong at "
+    "publication' from 'changed since' (or REGISTRY_SYNC_HISTORY=1).",
+)
 @data_dir_option
 @_friendly_errors
 def run(
@@ -114,6 +122,7 @@ def run(
     curated: Path | None,
     base_urls: tuple[str, ...],
     no_progress: bool,
+    history: bool,
     data_dir: Path | None,
 ) -> None:
     """Fetch, reconcile, gate and snapshot; print a summary and where the report is."""
@@ -123,6 +132,8 @@ def run(
     split_ids = tuple(i.strip() for chunk in ids for i in chunk.split(",") if i.strip())
     request = RunRequest(registries=registries, ids=split_ids, replay_dir=replay_dir)
     settings = _settings(data_dir, curated).with_base_urls(_parse_base_urls(base_urls))
+    if history:
+        settings = dataclasses.replace(settings, history=True)
     if progress.wanted(disabled=no_progress):
         with progress.FetchProgress() as bars:
             result = run_pipeline(settings, request, on_progress=bars)

@@ -3,8 +3,8 @@
 One row per finding that asks the review to change a printed value: table, row, trial ID,
 column, the value as printed, the registry's value in the review's own notation (phase `I/II`,
 start at the precision the review printed: `2019` or `2019.3`), the evidence URL, the severity
-and the verdict. The verdict (wrong at publication or changed since) is `unknown` until the
-review's publication date and the registries' histories are read. A trial ID the review printed
+and the verdict (`wrong_at_publication`, `changed_since` or `unknown`: the snapshot's verdict
+column, see `verdict.py`). A trial ID the review printed
 wrong gets the one strong candidate of its `id_suspect` finding as the suggested value, else none
 and "check the ID". Every cell that a spreadsheet
 would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return) is prefixed with `'`.
@@ -89,7 +89,7 @@ def rows(
             "suggested": suggestion(f, record),
             "evidence_url": f.get("evidence_url") or "",
             "severity": f["severity"],
-            "verdict": "unknown",
+            "verdict": f.get("verdict") or "unknown",
             "why": f["message"] + _origin_note(record),
         }
         if column == "trial_id" and f["line"] in suspects:

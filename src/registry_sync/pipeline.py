@@ -35,10 +35,12 @@ from registry_sync import (
     collect,
     fallback,
     frames,
+    history,
     politeness,
     report,
     snapshot,
     validate,
+    verdict,
 )
 from registry_sync.curated import CuratedTable, load_curated
 from registry_sync.errors import RegistryDownError, ValidationFailed
@@ -48,6 +50,7 @@ from registry_sync.model import (
     CuratedRow,
     Exchange,
     FetchOutcome,
+    Finding,
     Origin,
     Outcome,
     PartialDate,
@@ -57,6 +60,7 @@ from registry_sync.model import (
 from registry_sync.reconcile import reconcile
 from registry_sync.registries import REGISTRIES
 from registry_sync.registry_table import REGISTRY_TABLE, TRIAL_REGISTRIES, registry_name
+from registry_sync.review_meta import ReviewMeta, load_review_meta
 from registry_sync.settings import DEFAULT_BASE_URLS, Settings
 
 
@@ -152,6 +156,8 @@ class Steps:
     fetch_data_timestamp: Callable[[str, Http, str], str | None] = fetch_data_timestamp
     validate_records: Callable[..., validate.ValidationReport] = validate.validate_records
     write_snapshot: Callable[..., Path] = snapshot.write_snapshot
+    load_review: Callable[[Path], ReviewMeta | None] = load_review_meta
+    fetch_history: Callable[..., dict[str, verdict.TrialHistory]] = history.fetch_histories
 
 
 def run_pipeline(
@@ -229,6 +235,7 @@ def _run(
     settings = endpoints.settings
     started = datetime.now(UTC)
     table, curated_report = _load_and_gate(settings, steps)
+    review = steps.load_review(settings.curated_path)
     rows = select_rows(table.rows, request)
     planned, by_registry = plan(rows)
     clock = time.monotonic()
@@ -253,6 +260,10 @@ def _run(
     previous = snapshot.latest_of_mode(settings.snapshots_dir, key)
     states, carried = carry_forward(states, previous)
     findings = reconcile(rows, states, PartialDate(started.year, started.month, started.day))
+    findings, verdict_meta = judge(endpoints, steps, http, (rows, states, findings), review, key)
+    for ex in list(http.exchanges):  # the version-history requests, when asked
+        if ex.request_id not in fetched.exchanges:
+            fetched.exchanges[ex.request_id] = collect.redact_exchange(ex, _redactor(ex.registry))
     records_report = steps.validate_records(
         frames.records_frame(states.values()), settings.expectations_dir, started.date()
     )
@@ -281,6 +292,7 @@ def _run(
         },
         "requests_sent": http.requests_sent,
         "carried_from": str(previous.name) if previous is not None else None,
+        **verdict_meta,
     }
     validation = {"curated": curated_report.to_dict(), "records": records_report.to_dict()}
     data = snapshot.SnapshotData(
@@ -323,6 +335,42 @@ def _run(
         mode=mode,
         timing=timing,
     )
+
+
+def judge(
+    endpoints: Endpoints,
+    steps: Steps,
+    http: Http,
+    reconciled: tuple[Sequence[CuratedRow], Mapping[str, TrialState], Sequence[Finding]],
+    review: ReviewMeta | None,
+    carry_key: str,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Every finding's verdict (see `verdict.py`), reading ClinicalTrials.gov version history
+    first when the settings ask for it; returns the findings and what `_meta` should say
+    (`review`, `verdicts`, `history`)."""
+    rows, states, findings = reconciled
+    settings = endpoints.settings
+    window = review.window if review is not None else None
+    wanted = verdict.history_wanted(findings, states, window) if settings.history else []
+    histories: dict[str, verdict.TrialHistory] = {}
+    if wanted and window is not None:
+        cache = settings.cache_dir / "ctgov-history" / carry_key
+        histories = steps.fetch_history(wanted, http, settings.base_url("ctgov"), window, cache)
+    judged = verdict.apply_verdicts(findings, rows, states, window, histories)
+    meta: dict[str, Any] = {
+        "review": review.to_dict() if review is not None else None,
+        "verdicts": verdict.count_verdicts(judged),
+        "history": {
+            "asked": settings.history,
+            "trials": {t: h.error or "read" for t, h in sorted(histories.items())},
+        },
+    }
+    if review is None:
+        meta["verdict_note"] = (
+            f"no review metadata beside {settings.curated_path} (see data/curated/README.md): "
+            "every verdict is unknown"
+        )
+    return judged, meta
 
 
 def _load_and_gate(

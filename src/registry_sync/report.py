@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry_sync import corrections, diff, report_html, snapshot
+from registry_sync import corrections, diff, report_html, snapshot, verdict
 from registry_sync.ids import normalize_id
 from registry_sync.registry_table import registry_name
 
@@ -147,7 +147,32 @@ def summary(content: ReportContent) -> dict[str, Any]:
             1 for r in content.records.values() if r.get("origin") == "reconstructed"
         ),
         "data_timestamps": content.meta.get("data_timestamps", {}),
+        "verdicts": verdict_counts(content.findings),
+        "review": content.meta.get("review"),
     }
+
+
+VERDICT_TAGS = {
+    "wrong_at_publication": "wrong at publication",
+    "changed_since": "changed since publication",
+    "unknown": "verdict unknown",
+}
+
+
+def verdict_counts(findings: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Verdict -> findings, from the snapshot's `verdict` column (every verdict listed)."""
+    counts = Counter(str(f.get("verdict") or "unknown") for f in findings)
+    return {v: counts.get(v, 0) for v in VERDICT_TAGS}
+
+
+def _published_line(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    review = s.get("review")
+    if not isinstance(review, Mapping):
+        note = meta.get("verdict_note") or "no review metadata: every verdict is unknown"
+        return f"- Review published: unknown ({note})"
+    first, last = review.get("published_window") or ("?", "?")
+    when = first if first == last else f"between {first} and {last}"
+    return f"- Review published: {when} ({review.get('basis') or 'see the review metadata'})"
 
 
 def render_json(content: ReportContent) -> str:
@@ -194,7 +219,8 @@ def _unchecked(content: ReportContent) -> list[dict[str, Any]]:
 def render_markdown(content: ReportContent) -> str:
     s = summary(content)
     review = Path(str(content.meta.get("curated_path", "review"))).stem
-    lines = [f"# Drift report: {review}", ""]
+    title = (content.meta.get("review") or {}).get("title")
+    lines = [f"# Drift report: {title or review}", ""]
     lines += _header(content, s)
     lines += _section(
         content,
@@ -205,6 +231,9 @@ def render_markdown(content: ReportContent) -> str:
     lines += _section(content, "Problems in the review's own table", REVIEW_KINDS, "None.")
     lines += _optional_section(
         content, "The registry's own record (check before citing)", RECORD_KINDS
+    )
+    lines += _optional_section(
+        content, "Version history that could not be read", (verdict.HISTORY_KIND,)
     )
     lines += _unmapped_section(content)
     lines += _missing_section(content)
@@ -237,6 +266,11 @@ def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
         f"- Rows where the review is out of date (errors and warnings): {s['rows_out_of_date']}; "
         f"rows with notes only (info, e.g. an abbreviated sponsor): {s['rows_with_notes_only']}",
         f"- Findings by kind: {kinds}",
+        _published_line(s, content.meta),
+        "- Verdicts: "
+        + ", ".join(f"{VERDICT_TAGS[k]} {n}" for k, n in s["verdicts"].items()).replace(
+            "verdict unknown", "unknown"
+        ),
         f"- Records carried forward from an earlier run (stale): {s['stale_records']}",
         *(
             [f"- Records rebuilt by hand from archived pages (reconstructed): {s['reconstructed']}"]
@@ -253,8 +287,22 @@ def _section(content: ReportContent, title: str, kinds: Sequence[str], empty: st
     if not chosen:
         return [*lines, empty, ""]
     for f in chosen:
-        lines.append(f"- **{f['severity']}** {_locate(content, f)}: {_describe(content, f)}")
+        tag = VERDICT_TAGS.get(str(f.get("verdict") or "unknown"), "verdict unknown")
+        text = f"- **{f['severity']}** [{tag}] {_locate(content, f)}: {_describe(content, f)}"
+        lines.append(text + _verdict_why(f))
     return [*lines, ""]
+
+
+def _verdict_why(f: Mapping[str, Any]) -> str:
+    """Why a disagreement got its verdict (kept in the finding's details)."""
+    if f["kind"] not in verdict.DISAGREEMENT_KINDS:
+        return ""
+    try:
+        details = json.loads(f.get("details") or "{}")
+    except ValueError:
+        return ""
+    why = details.get("verdict_why") if isinstance(details, dict) else None
+    return f" _Verdict: {why}._" if why else ""
 
 
 def _locate(content: ReportContent, f: Mapping[str, Any]) -> str:

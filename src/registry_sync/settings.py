@@ -43,6 +43,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     expectations_dir: Path = Path("expectations")
     fetch_workers: int | None = None  # registries fetched at once; None = all side by side
+    history: bool = False  # read ClinicalTrials.gov version history for the verdicts (slow)
 
     @property
     def snapshots_dir(self) -> Path:
@@ -51,6 +52,11 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Immutable payloads kept between runs (ClinicalTrials.gov record versions)."""
+        return self.data_dir / "cache"
 
     def base_url(self, registry: str) -> str:
         return self.base_urls.get(registry, DEFAULT_BASE_URLS.get(registry, "")).rstrip("/")
@@ -74,6 +80,8 @@ class Settings:
             kwargs["curated_path"] = Path(env["REGISTRY_SYNC_CURATED"])
         if env.get("REGISTRY_SYNC_FETCH_WORKERS"):
             kwargs["fetch_workers"] = max(1, int(env["REGISTRY_SYNC_FETCH_WORKERS"]))
+        if env.get("REGISTRY_SYNC_HISTORY", "").strip().lower() in {"1", "true", "yes", "on"}:
+            kwargs["history"] = True
         if env.get("REGISTRY_SYNC_EXPECTATIONS_DIR"):
             kwargs["expectations_dir"] = Path(env["REGISTRY_SYNC_EXPECTATIONS_DIR"])
         http_kwargs: dict[str, object] = {}
