@@ -18,7 +18,14 @@ from registry_sync.ids import normalize_id
 from registry_sync.registry_table import registry_name
 
 # Finding kinds that say the review and the registry disagree.
-DRIFT_KINDS = ("phase_mismatch", "start_mismatch", "sponsor_mismatch", "not_found", "vanished")
+DRIFT_KINDS = (
+    "phase_mismatch",
+    "start_mismatch",
+    "sponsor_mismatch",
+    "product_mismatch",
+    "not_found",
+    "vanished",
+)
 # Finding kinds visible from the review's table alone.
 REVIEW_KINDS = (
     "id_malformed",
