@@ -351,14 +351,15 @@ def product_mismatch(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
     ident = score_identity(row, rec)
     if ident.consistent:
         return None
-    shown = (rec.brief_title or rec.official_title or "(no title)")[:120]
+    title = rec.brief_title or rec.official_title or "(no title)"
+    shown = title if len(title) <= 120 else title[:117] + "..."
     about = [f"sponsor {rec.lead_sponsor}"] if rec.lead_sponsor else []
     about += [f"conditions {', '.join(rec.conditions)}"] if rec.conditions else []
     about_text = f" ({'; '.join(about)})" if about else ""
-    pieces = "; ".join(e.describe() for e in ident.evidence if e.what != "product")
+    pieces = "; ".join(e.describe() for e in ident.evidence if e.what != "product" and e.known)
     message = (
         f"record names {shown!r}{about_text}; the review's product {row.product!r} is not in "
-        f"its titles or interventions; {pieces}: check the ID"
+        f"its titles or interventions; {pieces}. Check the ID"
     )
     return Finding(
         table=row.table,
