@@ -33,7 +33,7 @@ def test_run_replay_prints_summary_and_exits_partial(runner: CliRunner, tmp_path
     assert "politeness lower bound for a live run 55 s (jRCT: 12 requests 5 s apart)" in (
         result.output
     )
-    assert "phase_mismatch 1" in result.output
+    assert "phase_mismatch 2" in result.output and "product_mismatch 2" in result.output
     report_line = next(ln for ln in result.output.splitlines() if ln.startswith("report: "))
     assert Path(report_line.removeprefix("report: ")).exists()
 

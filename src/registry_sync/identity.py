@@ -106,37 +106,13 @@ CELL_WORDS: dict[str, str] = {
 }
 # Words that say nothing about which disease or cell: left out of those comparisons, so
 # `interstitial lung disease` does not half-match `Parkinson Disease`.
-GENERIC_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "of",
-        "the",
-        "in",
-        "for",
-        "to",
-        "with",
-        "by",
-        "on",
-        "s",
-        "r",
-        "disease",
-        "diseases",
-        "disorder",
-        "disorders",
-        "patients",
-        "subjects",
-        "cell",
-        "cells",
-        "therapy",
-        "treatment",
-        "injection",
-        "study",
-        "derived",
-        "human",
-    ]
-)
+# fmt: off
+GENERIC_WORDS = frozenset({
+    "a", "an", "and", "of", "the", "in", "for", "to", "with", "by", "on", "s", "r",
+    "disease", "diseases", "disorder", "disorders", "patients", "subjects", "cell", "cells",
+    "therapy", "treatment", "injection", "study", "derived", "human",
+})
+# fmt: on
 CJK = "\u3040-\u30ff\u4e00-\u9fff"
 SCRIPT_BOUNDARY = re.compile(f"(?<=[0-9A-Za-z])(?=[{CJK}])|(?<=[{CJK}])(?=[0-9A-Za-z])")
 CELL_PREFIX = re.compile(
