@@ -29,11 +29,11 @@ def test_run_replay_prints_summary_and_exits_partial(runner: CliRunner, tmp_path
     assert result.exit_code == 1, result.output
     assert "hint:" not in result.output
     assert re.search(r"^run \S+ \(replay\): PARTIAL$", result.output, re.M)
-    assert "trials: id_malformed 1, moved 1, not_in_replay 88, ok 13" in result.output
+    assert "trials: id_malformed 1, moved 1, not_in_replay 86, ok 15" in result.output
     assert "politeness lower bound for a live run 55 s (jRCT: 12 requests 5 s apart)" in (
         result.output
     )
-    assert "phase_mismatch 1" in result.output
+    assert "phase_mismatch 2" in result.output and "product_mismatch 2" in result.output
     report_line = next(ln for ln in result.output.splitlines() if ln.startswith("report: "))
     assert Path(report_line.removeprefix("report: ")).exists()
 

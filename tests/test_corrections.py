@@ -30,7 +30,7 @@ def test_bundled_review_corrections_round_trip_through_pandas(csv_text: str) -> 
         "2", "7", "phase", "I/II", "I"
     )  # fmt: skip
     assert "RECONSTRUCTED" in ct1["why"]
-    assert set(frame["column"]) == {"phase", "sponsor", "trial_id"}
+    assert set(frame["column"]) == {"phase", "sponsor", "start", "trial_id"}
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,7 @@ def test_adhoc_flow_publishes_summary_and_findings(
     assert all(set(r) == set(artifacts.FINDING_COLUMNS) for r in rows)
     (hs001,) = [r for r in rows if r["kind"] == "start_not_actual"]
     assert hs001["table"] == 1 and hs001["row"] == 24 and hs001["trial_id"] == "NCT04945018"
-    assert hs001["severity"] == "warning" and hs001["verdict"] == "unknown"
+    assert hs001["severity"] == "warning" and hs001["verdict"] == "wrong_at_publication"
     assert hs001["evidence_url"] == "https://clinicaltrials.gov/study/NCT04945018"
 
 

@@ -40,7 +40,7 @@ def test_replay_of_bundled_review_covers_every_row(tmp_path: Path) -> None:
     result = run_pipeline(fast_settings(tmp_path), RunRequest(replay_dir=BUNDLED_REPLAY))
     # every registry has an adapter: the review's own trials are not in the recorded set, but
     # the reconstructed ClinicalTrials.gov ones; JMACCT is retired (moved); one ID is malformed
-    assert result.outcomes == {"ok": 13, "not_in_replay": 88, "moved": 1, "id_malformed": 1}
+    assert result.outcomes == {"ok": 15, "not_in_replay": 86, "moved": 1, "id_malformed": 1}
     assert sum(result.outcomes.values()) == 103  # every distinct ID of the 105 rows
     assert result.partial and result.accepted and result.exit_code == 1
     assert snapshot.latest_snapshot(tmp_path / "snapshots") == result.snapshot_path

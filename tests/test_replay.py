@@ -40,7 +40,7 @@ def _get(sess: requests.Session, srv: ReplayServer, path: str, **params: str) ->
 
 def test_bundled_set_indexes_recorded_and_reconstructed_studies_only(server: ReplayServer) -> None:
     docs = server.stores["ctgov"].docs
-    assert len(docs) == 4 + 13
+    assert len(docs) == 4 + 15
     assert {"NCT00763412", "NCT03418623", "NCT04207047", "NCT06171568"} <= set(docs)
     # the phelan list pages are skipped: none of their studies enters the set through them
     page = json.loads(next((RECORDED / "list-pages").glob("*page1*")).read_bytes())
@@ -100,7 +100,7 @@ def test_ctgov_page_size_defaults_to_10_and_is_coerced_down_to_1000(
     first = _get(session, server, STUDIES).json()
     assert len(first["studies"]) == 10 and "nextPageToken" in first
     everything = _get(session, server, STUDIES, pageSize="5000").json()
-    assert len(everything["studies"]) == 17 and "nextPageToken" not in everything
+    assert len(everything["studies"]) == 19 and "nextPageToken" not in everything
 
 
 def test_ctgov_unimplemented_parameter_is_400_not_a_silent_full_list(

@@ -24,7 +24,9 @@ def test_summary_counts_rows_ids_and_rows_out_of_date(content: report.ReportCont
     assert (s["rows"], s["trials"]) == (105, 103)
     # CT1-DAP001's phase (a warning); the three sponsors differing from the registry's lead
     # sponsor are notes (info), counted apart
-    assert (s["rows_out_of_date"], s["rows_with_notes_only"]) == (1, 3)
+    # plus the two rows whose ID is another product's record (product_mismatch: Eyecyte‑RPE,
+    # NCR-101)
+    assert (s["rows_out_of_date"], s["rows_with_notes_only"]) == (3, 3)
     md = report.render_markdown(content)
     assert md.startswith("# Drift report: review_2025_hpsc\n")  # a name, not a file path
     # severity, then the verdict: both records were last updated before the review's publication
@@ -51,7 +53,7 @@ def test_markdown_sections_in_order(content: report.ReportContent) -> None:
 def test_unchecked_trials_name_their_table_and_product(content: report.ReportContent) -> None:
     md = report.render_markdown(content)
     # 88 trials the replay set lacks: one line, counted by registry, every ID named
-    assert "- **88 trials `not_in_replay`** (ClinicalTrials.gov 66, jRCT 11," in md
+    assert "- **86 trials `not_in_replay`** (ClinicalTrials.gov 64, jRCT 11," in md
     assert "IRCT20160704028786N2" in md.split("not_in_replay`**")[1].splitlines()[0]
     doc = json.loads(report.render_json(content))
     malformed = [u for u in doc["unchecked"] if u["outcome"] == "id_malformed"]
@@ -81,7 +83,7 @@ def test_json_findings_carry_product_and_row(content: report.ReportContent) -> N
     phase = [f for f in doc["findings"] if f["kind"] == "phase_mismatch"]
     assert [
         (f["table"], f["row"], f["product"], f["review_value"], f["registry_value"]) for f in phase
-    ] == [(2, 7, "CT1-DAP001", "I/II", "PHASE1")]
+    ] == [(2, 7, "CT1-DAP001", "I/II", "PHASE1"), (4, 21, "Eyecyte‑RPE", "I/II", "PHASE1")]
 
 
 def test_unknown_format_is_refused(content: report.ReportContent) -> None:

@@ -96,7 +96,7 @@ def test_duplicate_id_names_the_product_the_record_is_NCT04982081() -> None:
     state = TrialState("ctgov", "NCT04982081", Outcome.OK, record=rec)
     rows = [r for r in ROWS if r.trial_id == "NCT04982081"]
     (f,) = of_kind(reconcile(rows, {"NCT04982081": state}), "duplicate_id")
-    assert "the registry record names HICM-188" in f.message and f.registry_value == "HICM-188"
+    assert "the registry record is HICM-188" in f.message and f.registry_value == "HICM-188"
 
 
 def test_review_inconsistent_MA09_hRPE_start_2021_against_2011_2011(

@@ -73,7 +73,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, RunResult
 def test_first_run_every_registry_answers(runs: tuple[RunResult, RunResult]) -> None:
     first, _ = runs
     sources = pairs(first, "select source, count(*) from records group by source")
-    assert sources == {"ctgov": 13, "umin": 1, "jrct": 1, "chictr": 1, "ctr": 1, "anzctr": 1}
+    assert sources == {"ctgov": 15, "umin": 1, "jrct": 1, "chictr": 1, "ctr": 1, "anzctr": 1}
     assert "unsupported" not in first.outcomes
 
 

@@ -37,6 +37,7 @@ CORRECTED = {
     "phase_mismatch": "phase",
     "start_mismatch": "start",
     "sponsor_mismatch": "sponsor",
+    "product_mismatch": "trial_id",
     "not_found": "trial_id",
     "vanished": "trial_id",
     "id_malformed": "trial_id",
@@ -63,6 +64,8 @@ def suggestion(finding: Mapping[str, Any], record: Mapping[str, Any] | None) -> 
         return review_start(record.get("start"), str(finding.get("review_value") or ""))
     if kind == "sponsor_mismatch" and record is not None:
         return str(record.get("lead_sponsor") or "")
+    if kind == "product_mismatch":  # which ID is right is for the author to find
+        return f"check the ID: the registry record is {finding.get('registry_value')!r}"
     return ""  # an ID the registry does not show: the author must look it up
 
 

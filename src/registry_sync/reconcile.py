@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from registry_sync.crosslink import find_cross_registrations
 from registry_sync.curated import REVIEW_PHASES
+from registry_sync.identity import product_mismatch, which_product
 from registry_sync.ids import claimed_registry, normalize_id
 from registry_sync.model import (
     CuratedRow,
@@ -28,6 +29,7 @@ from registry_sync.model import (
     TrialState,
 )
 from registry_sync.registry_table import registry_name
+from registry_sync.sponsors import sponsor_matches as sponsor_matches  # moved; re-exported
 from registry_sync.suggest import find_suspects
 
 # Statuses a reader of the review should notice: the trial did not run, or stopped.
@@ -35,36 +37,6 @@ NOTABLE_STATUSES = frozenset({"TERMINATED", "WITHDRAWN", "SUSPENDED", "UNKNOWN"}
 
 # Phase equivalences applied before comparing (registry canonical -> comparison value).
 PHASE_EQUIVALENTS = {"EARLY_PHASE1": "PHASE1"}
-
-# Words that carry no identity in a sponsor name.
-SPONSOR_STOPWORDS = frozenset(
-    {
-        "inc",
-        "incorporated",
-        "ltd",
-        "limited",
-        "co",
-        "corp",
-        "corporation",
-        "company",
-        "llc",
-        "gmbh",
-        "kk",
-        "pty",
-        "plc",
-        "sa",
-        "ag",
-        "the",
-        "of",
-        "and",
-        "for",
-        "de",
-        "du",
-        "la",
-        "le",
-        "et",
-    }
-)
 
 
 def reconcile(
@@ -116,6 +88,7 @@ def _row_findings(
         _sponsor_finding(row, rec),
         _unverified_finding(row, rec, as_of),
         _start_not_actual_finding(row, rec, as_of),
+        product_mismatch(row, rec),
     )
     out.extend(f for f in checks if f is not None)
     out.extend(
@@ -204,11 +177,12 @@ def find_duplicate_ids(
             continue
         listed = "; ".join(f"Table {r.table} {_where(r)} {r.product}" for r in group)
         state = (states or {}).get(trial_id)
-        named = _record_names(group, state.record) if state and state.record else None
+        which = which_product(group, state.record) if state and state.record else None
+        named = which[0] if which else None
         verdict = (
-            f"the registry record names {named}"
-            if named
-            else "the registry record names none of them"
+            f"the registry record is {which[1]}"
+            if which
+            else "the registry record fits none of them"
             if state and state.record
             else "the registry record could not be read to tell which"
         )
@@ -267,15 +241,6 @@ def find_split_indications(
             )
         )
     return out
-
-
-def _record_names(group: Sequence[CuratedRow], rec: RegistryRecord) -> str | None:
-    """The one product of `group` whose name the record's titles or interventions contain."""
-    text = product_key(
-        " ".join([rec.brief_title or "", rec.official_title or "", *rec.interventions])
-    )
-    named = [r.product for r in group if product_key(r.product) and product_key(r.product) in text]
-    return named[0] if len(named) == 1 else None
 
 
 def product_key(product: str) -> str:
@@ -512,35 +477,6 @@ def _sponsor_finding(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
         shown,
         f"review says sponsor {row.sponsor}; registry lead sponsor is {shown}",
     )
-
-
-def sponsor_matches(review: str, candidates: Sequence[str]) -> bool:
-    """Loose match: word subset either way, or the review's word is the candidate's acronym."""
-    parts = [p for p in re.split(r"[/&;]|\band\b", review) if p.strip()] or [review]
-    for part in parts:
-        words = _words(part)
-        if not words:
-            continue
-        for cand in candidates:
-            cand_words = _words(cand)
-            if not cand_words:
-                continue
-            if words <= cand_words or cand_words <= words:
-                return True
-            if len(words) == 1 and next(iter(words)) == _acronym(cand):
-                return True
-    return False
-
-
-def _words(text: str) -> frozenset[str]:
-    text = unicodedata.normalize("NFKC", text).casefold().replace("‑", "-")
-    tokens = re.findall(r"[\w]+", text.replace("-", ""))
-    return frozenset(t for t in tokens if t not in SPONSOR_STOPWORDS)
-
-
-def _acronym(text: str) -> str:
-    tokens = re.findall(r"[\w]+", unicodedata.normalize("NFKC", text).casefold())
-    return "".join(t[0] for t in tokens if t not in SPONSOR_STOPWORDS)
 
 
 def _finding(

@@ -22,6 +22,7 @@ DRIFT_KINDS = (
     "phase_mismatch",
     "start_mismatch",
     "sponsor_mismatch",
+    "product_mismatch",
     "not_found",
     "vanished",
     "cross_registration",

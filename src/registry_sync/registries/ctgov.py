@@ -24,7 +24,10 @@ Quirks:
   observational studies (NCT06171568);
 - `startDateStruct.date` is `yyyy-MM-dd` or `yyyy-MM`, and old records lack `type`
   (NCT00763412: `{"date": "2006-11"}`);
-- `overallStatus: UNKNOWN` carries the real last state in `lastKnownStatus` (NCT04207047).
+- `overallStatus: UNKNOWN` carries the real last state in `lastKnownStatus` (NCT04207047);
+- countries are per site (`contactsLocationsModule.locations[].country`, NCT06171568: `France`),
+  so a country may repeat; we keep each once. `fields` names the leaf, so a live answer carries
+  no facility contacts (the replay server ignores `fields` and serves whole documents).
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ FIELDS = (
     "protocolSection.sponsorCollaboratorsModule",
     "protocolSection.conditionsModule",
     "protocolSection.armsInterventionsModule",
+    # a leaf path: the sites' countries only, never the facilities' contacts (personal data)
+    "protocolSection.contactsLocationsModule.locations.country",
     "hasResults",
 )
 
@@ -316,7 +321,14 @@ def parse(payload: RawPayload) -> RegistryRecord:
         secondary_ids=_names(ident.get("secondaryIdInfos"), "id"),
         evidence_url=STUDY_URL.format(payload.trial_id),
         unmapped=tuple(unmapped),
+        countries=_countries(proto),
     )
+
+
+def _countries(proto: dict[str, Any]) -> tuple[str, ...]:
+    """The sites' countries, each once, in the registry's order."""
+    sites = _obj(proto, "contactsLocationsModule").get("locations")
+    return tuple(dict.fromkeys(_names(sites, "country")))
 
 
 def _load_study(payload: RawPayload) -> dict[str, Any]:
@@ -397,7 +409,8 @@ REGISTRY = Registry(
     key=KEY,
     name="ClinicalTrials.gov",
     id_pattern=ids.ID_PATTERNS[KEY],
-    parser_version=2,  # 2: enrollment type, status verified, why stopped, results posted
+    # 2: enrollment type, status verified, why stopped, results posted; 3: site countries
+    parser_version=3,
     fetch=fetch,
     parse=parse,
     data_timestamp=data_timestamp,

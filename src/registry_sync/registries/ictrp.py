@@ -290,7 +290,7 @@ def source_url(payload: RawPayload) -> str | None:
 
 
 def countries(payload: RawPayload) -> tuple[str, ...]:
-    """The countries a Trial2 page lists (RegistryRecord has no field for them; pure)."""
+    """The countries a Trial2 page lists (also in the parsed record's `countries`; pure)."""
     datalist, suffix, _ = LISTS["countries"]
     return _trial2_list(document(payload.body, payload.content_type), datalist, suffix)
 
@@ -366,6 +366,7 @@ def _record(
         interventions=lists["interventions"],
         enrollment=_enrollment(values["target_size"], unmapped),
         secondary_ids=lists["secondary_ids"],
+        countries=lists["countries"],
         evidence_url=PUBLIC_PAGE.format(quote(values["trial_id"])),
         unmapped=tuple(unmapped),
         refreshed=_date(values["refreshed"], "refreshed", unmapped),
@@ -395,7 +396,7 @@ REGISTRY = Registry(
     key=KEY,
     name=registry_table.REGISTRY_TABLE[KEY].name,
     id_pattern=CARRIED_ID_PATTERN,
-    parser_version=1,
+    parser_version=2,  # 2: countries (Trial2 DataList2, export `Countries`)
     fetch=fetch,
     parse=parse,
     detect_block=detect_block,

@@ -1,0 +1,372 @@
+"""Is this ID the product the review names? Pure: no I/O.
+
+A review row names a product (`HS-001`), its cell type, indication, sponsor and nation; the
+registry record behind the row's ID has titles, interventions, a lead sponsor, collaborators,
+conditions and site countries. Each pair is scored 0-100 with rapidfuzz; the row's product is
+*named* when one of its aliases (`RG6501(OpRegen)` -> `RG6501`, `OpRegen`) equals a word run of
+the titles or interventions (ratio >= PRODUCT_NAMED, so `HS 001` = `HS-001` = `HS‑001`).
+
+A record that does not name the product may still be it (HICM-188's record says only
+"hiPSC-CM therapy"): it is taken as the product when the indication agrees AND one more piece
+(sponsor, cell type or nation) agrees. Otherwise the row gets `product_mismatch`, a warning, not
+an error: the evidence is circumstantial (a registry may name a product only in its description,
+which we do not fetch), and an author must read the record before changing the review.
+
+Thresholds were read off the review's own rows against their replayed records (README,
+"Product identity"): a named product scores 100, the nearest wrong code (`NCR-101` against
+`NCR201`) 83; sponsor and indication matches score 90-100, non-matches under 60.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+
+from registry_sync.model import CuratedRow, Finding, RegistryRecord, Severity
+from registry_sync.sponsors import sponsor_matches
+
+PRODUCT_NAMED = 90  # alias vs a word run of the titles/interventions (fuzz.ratio)
+AGREES = 80  # sponsor, indication, cell type, nation (fuzz.token_set_ratio / partial_ratio)
+
+# Dashes a review or registry may print inside a code: hyphen-minus aside, all mean "-".
+DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+
+# The review's nations (as printed) -> the names registries print for them (ClinicalTrials.gov
+# and ICTRP in English, ChiCTR/CTR in Chinese, jRCT/UMIN in Japanese).
+NATIONS: dict[str, tuple[str, ...]] = {
+    "US": ("United States", "USA", "美国", "米国"),
+    "JP": ("Japan", "日本"),
+    "KOR": ("Korea, Republic of", "South Korea", "Republic of Korea", "韩国", "韓国"),
+    "KR": ("Korea, Republic of", "South Korea", "Republic of Korea", "韩国", "韓国"),
+    "CN": ("China", "中国", "People's Republic of China"),
+    "IRAN": ("Iran, Islamic Republic of", "Iran"),
+    "AU": ("Australia", "澳大利亚"),
+    "UK": ("United Kingdom",),
+    "FR": ("France",),
+    "DE": ("Germany",),
+    "IL": ("Israel",),
+    "BR": ("Brazil",),
+    "IN": ("India",),
+}
+
+# The review's indication abbreviations (every one it prints) -> the words registries use.
+INDICATIONS: dict[str, str] = {
+    "HF": "heart failure",
+    "PD": "parkinson disease",
+    "AMD": "macular degeneration",
+    "SMD": "stargardt macular dystrophy",
+    "STGD1": "stargardt",
+    "GA": "geographic atrophy",
+    "RP": "retinitis pigmentosa",
+    "LSCD": "limbal stem cell deficiency",
+    "ALS": "amyotrophic lateral sclerosis",
+    "SCI": "spinal cord injury",
+    "MTLE": "temporal lobe epilepsy",
+    "MM": "multiple myeloma",
+    "AML": "acute myeloid leukemia",
+    "MDS": "myelodysplastic syndromes",
+    "CLL": "chronic lymphocytic leukemia",
+    "NHL": "non hodgkin lymphoma",
+    "BCL": "b cell lymphoma",
+    "NSCLC": "non small cell lung cancer",
+    "SLE": "systemic lupus erythematosus",
+    "T1DM": "type 1 diabetes",
+    "T2DM": "type 2 diabetes",
+    "DFU": "diabetic foot ulcer",
+    "MS": "multiple sclerosis",
+    "IC": "interstitial cystitis",
+    "POI": "premature ovarian insufficiency",
+    "ILD": "interstitial lung disease",
+    "KOA": "knee osteoarthritis",
+    "GVHD": "graft versus host disease",
+    "AGVHD": "acute graft versus host disease",
+    "DMD": "duchenne muscular dystrophy",
+    "AIS": "acute ischemic stroke",
+    "ART": "assisted reproduction",
+}
+
+# Cell-type abbreviations -> words; the hPSC prefix (hESC-, hiPSC-, iCAR-) carries no identity.
+CELL_WORDS: dict[str, str] = {
+    "NK": "natural killer",
+    "NKT": "natural killer t",
+    "CM": "cardiomyocyte",
+    "CMS": "cardiomyocytes",
+    "RPE": "retinal pigment epithelium",
+    "DA": "dopaminergic",
+    "MSC": "mesenchymal",
+    "NSC": "neural stem cells",
+    "NPC": "neural progenitor cells",
+    "OPCS": "oligodendrocyte progenitor cells",
+    "EPC": "endothelial progenitor cells",
+    "DC": "dendritic cells",
+}
+# Words that say nothing about which disease or cell: left out of those comparisons, so
+# `interstitial lung disease` does not half-match `Parkinson Disease`.
+# fmt: off
+GENERIC_WORDS = frozenset({
+    "a", "an", "and", "of", "the", "in", "for", "to", "with", "by", "on", "s", "r",
+    "disease", "diseases", "disorder", "disorders", "patients", "subjects", "cell", "cells",
+    "therapy", "treatment", "injection", "study", "derived", "human",
+})
+# fmt: on
+CJK = "\u3040-\u30ff\u4e00-\u9fff"
+SCRIPT_BOUNDARY = re.compile(f"(?<=[0-9A-Za-z])(?=[{CJK}])|(?<=[{CJK}])(?=[0-9A-Za-z])")
+CELL_PREFIX = re.compile(
+    r"^(?:h?i?psc|hesc|cipsc|icar|i)(?=[-\s])|^(?:hi?psc|hesc|i)(?=[a-z])", re.I
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One comparison: `score` 0-100, `matched` the record's value that scored it, `known`
+    False when the record has nothing to compare with (no countries, no conditions)."""
+
+    what: str  # "product" | "sponsor" | "indication" | "cell type" | "nation"
+    score: int
+    matched: str = ""
+    known: bool = True
+
+    @property
+    def agrees(self) -> bool:
+        return self.known and self.score >= (PRODUCT_NAMED if self.what == "product" else AGREES)
+
+    def describe(self) -> str:
+        if not self.known:
+            return f"{self.what}: registry gives none"
+        if not self.agrees:
+            return f"{self.what} does not match ({self.score})"
+        cut = self.matched if len(self.matched) <= 60 else self.matched[:57] + "..."
+        return f"{self.what} matches {cut!r} ({self.score})"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """How well one registry record fits one review row's product."""
+
+    product: str
+    evidence: tuple[Evidence, ...]
+
+    def get(self, what: str) -> Evidence:
+        return next(e for e in self.evidence if e.what == what)
+
+    @property
+    def named(self) -> bool:
+        return self.get("product").agrees
+
+    @property
+    def consistent(self) -> bool:
+        """Named, or the indication and one more piece agree; or the record has no titles or
+        interventions to judge by (nothing to say, so no finding)."""
+        if not self.get("product").known:
+            return True
+        others = [e for e in self.evidence if e.what not in ("product", "indication")]
+        return self.named or (self.get("indication").agrees and any(e.agrees for e in others))
+
+    @property
+    def rank(self) -> tuple[int, int, int]:
+        """Orders candidate products for one record: named, then agreeing pieces, then score."""
+        agreeing = sum(e.agrees for e in self.evidence)
+        return int(self.named), agreeing, sum(e.score for e in self.evidence if e.known)
+
+    def summary(self) -> str:
+        how = "named in its titles or interventions" if self.named else "not named"
+        rest = [e.describe() for e in self.evidence if e.what != "product" and e.known]
+        return f"{self.product} ({'; '.join([how, *rest])})"
+
+
+def normalize_code(text: str) -> str:
+    """`HS-001`, `HS 001`, `hs‑001` (U+2011) -> `hs001`: case, width, dashes and spaces gone."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return re.sub(r"[^0-9a-z\u3040-\u30ff\u4e00-\u9fff]+", "", text)
+
+
+def product_aliases(product: str) -> tuple[str, ...]:
+    """Normalised names a record may use: the whole; each part in or around parentheses or
+    across `/`; a hyphenated part that is a code (letters and digits, `ASP7317` of
+    `ASP7317-RPE`)."""
+    text = _dashes(product)
+    parts = [p.strip() for p in re.split(r"[()/]", text) if p.strip()]
+    codes = [w for p in parts for w in re.split(r"[-\s]+", p) if _is_code(w)]
+    keys = [normalize_code(x) for x in (text, *parts, *codes)]
+    return tuple(dict.fromkeys(k for k in keys if len(k) >= 2))
+
+
+def nation_names(nation: str) -> tuple[str, ...]:
+    """`KOR` -> `Korea, Republic of`, ...; a nation not in the table stands for itself."""
+    return NATIONS.get(nation.strip().upper(), (nation.strip(),))
+
+
+def score_identity(row: CuratedRow, rec: RegistryRecord) -> Identity:
+    """Every piece of the row against the record."""
+    texts = [t for t in (rec.brief_title, rec.official_title, *rec.interventions) if t]
+    return Identity(
+        row.product,
+        (
+            _product(row.product, texts),
+            _sponsor(row.sponsor, [c for c in (rec.lead_sponsor, *rec.collaborators) if c]),
+            _indication(row.indication, [*rec.conditions, *texts]),
+            _cell_type(row.cell_type, texts),
+            _nation(row.nation, rec.countries),
+        ),
+    )
+
+
+def _product(product: str, texts: Sequence[str]) -> Evidence:
+    runs = _word_runs(texts)
+    best = Evidence("product", 0, known=bool(texts))
+    for alias in product_aliases(product):
+        hit = process.extractOne(alias, list(runs), scorer=fuzz.ratio)
+        if hit is not None and round(hit[1]) > best.score:
+            best = Evidence("product", round(hit[1]), runs[hit[0]])
+    return best
+
+
+def _word_runs(texts: Iterable[str]) -> dict[str, str]:
+    """Normalised runs of 1-3 consecutive words (`HS 001` -> `hs001`) -> the words as printed;
+    also each hyphen part of a word (`ASP7317` of `ASP7317-RPE`)."""
+    runs: dict[str, str] = {}
+    for text in texts:
+        spaced = SCRIPT_BOUNDARY.sub(" ", _dashes(text))  # `HSK45030分散片` -> `HSK45030 分散片`
+        words = [w for w in re.split(r"[\s()\[\],;:/]+", spaced) if w]
+        for i in range(len(words)):
+            for n in (1, 2, 3):
+                if i + n <= len(words):
+                    printed = " ".join(words[i : i + n])
+                    runs.setdefault(normalize_code(printed), printed)
+            for part in words[i].split("-"):
+                runs.setdefault(normalize_code(part), part)
+    runs.pop("", None)
+    return runs
+
+
+def _sponsor(sponsor: str, names: Sequence[str]) -> Evidence:
+    """A bilingual name counts by its Latin part; a name only in Chinese or Japanese cannot be
+    compared with the review's English one (not known, rather than a mismatch)."""
+    names = [latin for n in names if (latin := _latin(n))]
+    if not names:
+        return Evidence("sponsor", 0, known=False)
+    if sponsor.strip() and sponsor_matches(sponsor, names):
+        return Evidence("sponsor", 100, next(n for n in names if sponsor_matches(sponsor, [n])))
+    return _best("sponsor", sponsor, names)
+
+
+def _indication(indication: str, texts: Sequence[str]) -> Evidence:
+    """Each comma/semicolon/slash part of the indication, abbreviations spelled out, against
+    the conditions and titles; the best part counts."""
+    if not texts:
+        return Evidence("indication", 0, known=False)
+    best = Evidence("indication", 0)
+    for part in re.split(r"[,;/]", indication):
+        words = _spelled(part, INDICATIONS)
+        if words:
+            found = _best("indication", words, texts, INDICATIONS)
+            best = found if found.score > best.score else best
+    return best
+
+
+def _cell_type(cell_type: str, texts: Sequence[str]) -> Evidence:
+    words = _spelled(CELL_PREFIX.sub("", _dashes(cell_type)), CELL_WORDS)
+    if not texts or not words:
+        return Evidence("cell type", 0, known=False)
+    return _best("cell type", words, texts, CELL_WORDS)
+
+
+def _nation(nation: str, countries: Sequence[str]) -> Evidence:
+    if not countries:
+        return Evidence("nation", 0, known=False)
+    wanted = {n.casefold() for n in nation_names(nation)}
+    hit = next((c for c in countries if c.strip().casefold() in wanted), None)
+    return Evidence("nation", 100, hit) if hit else Evidence("nation", 0, ", ".join(countries))
+
+
+def _best(
+    what: str, query: str, choices: Sequence[str], table: dict[str, str] | None = None
+) -> Evidence:
+    """The choice whose words best contain the query's (fuzz.token_set_ratio: 100 when every
+    query word is in it), abbreviations spelled out on both sides."""
+    drop = GENERIC_WORDS if table else frozenset()
+    spelled = [_plain(_spelled(c, table) if table else c, drop) for c in choices]
+    hit = process.extractOne(_plain(query, drop), spelled, scorer=fuzz.token_set_ratio)
+    if hit is None:
+        return Evidence(what, 0)
+    return Evidence(what, round(hit[1]), choices[hit[2]])
+
+
+def _spelled(text: str, table: dict[str, str]) -> str:
+    """Words of `text` with the table's abbreviations spelled out (`r/r AML` -> `... acute
+    myeloid leukemia`); `aGvHD` is looked up in upper case."""
+    words = re.findall(r"[^\W_]+", _dashes(text))
+    return " ".join(table.get(w.upper(), w) for w in words)
+
+
+def _plain(text: str, drop: frozenset[str] = frozenset()) -> str:
+    """Lower case words only, less `drop`: `Parkinson's Disease` -> `parkinson s disease`."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(w for w in re.findall(r"[^\W_]+", text) if w not in drop)
+
+
+def _latin(name: str) -> str:
+    """The Latin-script words of a name (`北京大学 Peking University` -> `Peking University`)."""
+    return " ".join(re.findall(r"[A-Za-z0-9][\w&.,'()-]*", unicodedata.normalize("NFKC", name)))
+
+
+def _dashes(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).translate({ord(d): "-" for d in DASHES})
+
+
+def _is_code(word: str) -> bool:
+    return len(word) >= 3 and bool(re.search(r"\d", word)) and bool(re.search(r"[^\W\d_]", word))
+
+
+def product_mismatch(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
+    """`product_mismatch` when the record does not look like the row's product."""
+    ident = score_identity(row, rec)
+    if ident.consistent:
+        return None
+    title = rec.brief_title or rec.official_title or "(no title)"
+    shown = title if len(title) <= 120 else title[:117] + "..."
+    about = [f"sponsor {rec.lead_sponsor}"] if rec.lead_sponsor else []
+    about += [f"conditions {', '.join(rec.conditions)}"] if rec.conditions else []
+    about_text = f" ({'; '.join(about)})" if about else ""
+    pieces = "; ".join(e.describe() for e in ident.evidence if e.what != "product" and e.known)
+    message = (
+        f"record names {shown!r}{about_text}; the review's product {row.product!r} is not in "
+        f"its titles or interventions; {pieces}. Check the ID"
+    )
+    return Finding(
+        table=row.table,
+        line=row.line,
+        trial_id=row.trial_id,
+        field="product",
+        kind="product_mismatch",
+        severity=Severity.WARNING,
+        review_value=row.product,
+        registry_value=shown,
+        message=message,
+        extra=_extra(ident),
+    )
+
+
+def _extra(ident: Identity) -> dict[str, str]:
+    """The evidence as `Finding.extra`: `matched` and `unmatched` lists, and each score."""
+    matched = [e.describe() for e in ident.evidence if e.agrees]
+    unmatched = [e.describe() for e in ident.evidence if e.known and not e.agrees]
+    out = {"matched": "; ".join(matched), "unmatched": "; ".join(unmatched)}
+    out |= {f"score_{e.what.replace(' ', '_')}": str(e.score) for e in ident.evidence if e.known}
+    return out
+
+
+def which_product(rows: Sequence[CuratedRow], rec: RegistryRecord) -> tuple[str, str] | None:
+    """Of rows printing one ID for different products, the product the record is, and how
+    sure (its evidence): None when no row's product fits the record."""
+    scored = sorted((score_identity(r, rec) for r in rows), key=lambda i: i.rank, reverse=True)
+    fitting = [i for i in scored if i.consistent]
+    if not fitting or (len(fitting) > 1 and fitting[0].rank[:2] == fitting[1].rank[:2]):
+        return None
+    best = fitting[0]
+    others = "; ".join(i.summary() for i in scored if i is not best)
+    return best.product, f"{best.summary()}; not {others}"
