@@ -430,3 +430,20 @@ def test_an_unmatched_decision_is_kept_and_reported_as_a_note(
     assert result.decisions["sha256"] is not None
     assert f"- Note: {note}" in result.report_markdown
     assert gone in path.read_text(encoding="utf-8")  # never dropped from the file
+
+
+def test_runs_started_in_the_same_second_sort_by_start_not_by_random_tail(tmp_path: Path) -> None:
+    # found by the test above: `diff` compared the wrong two of three quick runs 1 time in 6
+    from registry_sync import snapshot
+
+    store = tmp_path / "snapshots"
+    for run_id, micros in (("20261125T000000Z-ffff", "000001"), ("20261125T000000Z-0000", "5")):
+        meta = {"mode": "replay", "started_at": f"2026-11-25T00:00:00.{micros:0<6}+00:00"}
+        data = snapshot.SnapshotData(run_id, meta, [], [], [], [], {}, {})
+        snapshot.write_snapshot(store, data, accepted=True)
+    assert [i.run_id for i in snapshot.list_snapshots(store)] == [
+        "20261125T000000Z-ffff",
+        "20261125T000000Z-0000",
+    ]
+    old, new = diff.two_newest(store)
+    assert (old.stem, new.stem) == ("20261125T000000Z-ffff", "20261125T000000Z-0000")
