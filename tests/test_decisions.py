@@ -336,8 +336,9 @@ def test_accept_run_again_and_reopen_when_the_registry_changes(
     assert "NCT06482268" not in corrections
     changes = runner.invoke(main, ["diff", *store]).output
     assert "**Accepted by the authors** (1):" in changes and "New findings" not in changes
-    listed = runner.invoke(main, ["accept", "--list", *store]).output
-    assert f"{key} (2025-12-01): we print the planned phase -> accepted" in listed
+    snapshots = str(settings.snapshots_dir)
+    listed = runner.invoke(main, ["accept", "--list", "--mode", "replay", "--store", snapshots])
+    assert f"{key} (2025-12-01): we print the planned phase -> accepted" in listed.output
 
     # the registry changes its phase: the finding is live again, saying what was accepted
     study = replay / "ctgov" / "NCT06482268.json"
@@ -358,8 +359,8 @@ def test_accept_run_again_and_reopen_when_the_registry_changes(
     assert "## Accepted by the authors" not in md
     changes = runner.invoke(main, ["diff", *store]).output
     assert "**Reopened (accepted, but the registry's value changed)** (1):" in changes
-    listed = runner.invoke(main, ["accept", "--list", *store]).output
-    assert "-> reopened: accepted for" in listed
+    relisted = runner.invoke(main, ["accept", "--list", *store]).output
+    assert "-> reopened: accepted for" in relisted
 
 
 def test_accept_refuses_an_unknown_key_naming_close_ones(

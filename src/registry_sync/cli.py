@@ -300,7 +300,18 @@ def diff_command(old: Path | None, new: Path | None, fmt: str, data_dir: Path | 
     default=None,
     help="Look KEY up in this snapshot (default: the latest, or the latest of --mode).",
 )
-@click.option("--mode", default=None, help="Latest snapshot of this kind: live, replay, custom-….")
+@click.option(
+    "--mode",
+    type=click.Choice(("live", "replay", "custom")),
+    default=None,
+    help="Look KEY up in the latest snapshot of this kind of run (default: of any kind).",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The snapshot store (default: <data-dir>/snapshots).",
+)
 @click.option(
     "--curated",
     type=click.Path(path_type=Path),
@@ -317,6 +328,7 @@ def accept(
     by: str,
     snapshot_path: Path | None,
     mode: str | None,
+    store: Path | None,
     curated: Path | None,
     as_list: bool,
     data_dir: Path | None,
@@ -327,18 +339,15 @@ def accept(
 
     from registry_sync import decisions, diff
 
-    path = snapshot_path or _latest(_settings(data_dir, None).snapshots_dir, mode)
+    if snapshot_path is not None and mode is not None:
+        raise click.UsageError("give --snapshot or --mode, not both")
+    path = snapshot_path or _latest_of(store or _settings(data_dir, None).snapshots_dir, mode)
     rows = diff.load_rows(path)
     if curated is None:
         curated = Path(str(snapshot.read_meta(path).get("curated_path")))
     where = decisions.decisions_path(curated)
     if as_list:
-        listed = decisions.load_decisions(where).rows
-        click.echo(f"{where}: {len(listed)} decision(s); against run {rows.run_id}:")
-        for d in listed:
-            click.echo(
-                f"  {d.key} ({d.decided_on}): {d.reason} -> {decisions.status(d, rows.findings)}"
-            )
+        _list_decisions(where, rows)
         return
     if key is None or reason is None:
         raise click.UsageError("give KEY and --reason (or --list)")
@@ -354,15 +363,16 @@ def accept(
     click.echo(f"wrote {where} ({len(written.rows)} decision(s)); the next run shows it accepted")
 
 
-def _latest(store: Path, mode: str | None) -> Path:
-    """The newest snapshot (of one kind of run, when `mode` is given), or a clear error."""
-    found = (
-        snapshot.latest_snapshot(store) if mode is None else snapshot.latest_of_mode(store, mode)
-    )
-    if found is None:
-        kind = f"{mode} " if mode else ""
-        raise RegistrySyncError(f"no {kind}snapshot in {store} yet: run `registry-sync run` first")
-    return found
+def _list_decisions(where: Path, rows: Any) -> None:
+    """Each decision in the file and what it does to the snapshot's findings."""
+    from registry_sync import decisions
+
+    listed = decisions.load_decisions(where).rows
+    click.echo(f"{where}: {len(listed)} decision(s); against run {rows.run_id}:")
+    for d in listed:
+        click.echo(
+            f"  {d.key} ({d.decided_on}): {d.reason} -> {decisions.status(d, rows.findings)}"
+        )
 
 
 @main.command()
