@@ -5,8 +5,8 @@ run cannot differ.
 Order: load the review's table -> gate it -> plan (registry per ID; unsupported and malformed
 IDs get their outcome here) -> fetch, each registry in its own worker (the per-host throttle
 stays serial) -> hold every adapter to the per-trial contract -> parse -> carry the last good
-values forward for trials not refreshed or no longer shown -> reconcile -> apply the authors'
-decisions (read, and checked, before fetching) -> gate the records ->
+values forward for trials not refreshed or no longer shown -> reconcile (and judge verdicts)
+-> apply the authors' decisions (read, and checked, before fetching) -> gate the records ->
 write the snapshot, rendering its reports before it is published.
 
 Where values come from is decided per registry (`Endpoints`): its default address (`live`), a
