@@ -146,6 +146,12 @@ def run(
     click.echo(
         "findings: " + (", ".join(f"{k} {v}" for k, v in sorted(result.findings.items())) or "none")
     )
+    d = result.decisions
+    if d.get("count"):
+        click.echo(
+            f"decisions: {d['accepted']} accepted, {d['reopened']} reopened, "
+            f"{len(d['unmatched'])} matching no finding ({d['path']})"
+        )
     if not result.accepted:
         click.echo(f"quality gate: REJECTED: {result.validation['records'].get('summary', '')}")
     t = result.timing
@@ -278,6 +284,95 @@ def diff_command(old: Path | None, new: Path | None, fmt: str, data_dir: Path | 
         click.echo(diff.diff_json(changes), nl=False)
     else:
         click.echo("\n".join(diff.render_diff_markdown(changes)))
+
+
+@main.command()
+@click.argument("key", required=False)
+@click.option("--reason", default=None, help="Why the review keeps its value (required).")
+@click.option(
+    "--on", "on", default=None, metavar="YYYY-MM-DD", help="Date decided (default: today)."
+)
+@click.option("--by", "by", default="", help="Who decided (initials or name).")
+@click.option(
+    "--snapshot",
+    "snapshot_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Look KEY up in this snapshot (default: the latest, or the latest of --mode).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(("live", "replay", "custom")),
+    default=None,
+    help="Look KEY up in the latest snapshot of this kind of run (default: of any kind).",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The snapshot store (default: <data-dir>/snapshots).",
+)
+@click.option(
+    "--curated",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The review's table whose decisions file to write (default: the snapshot's).",
+)
+@click.option("--list", "as_list", is_flag=True, help="List the decisions and what each does.")
+@data_dir_option
+@_friendly_errors
+def accept(
+    key: str | None,
+    reason: str | None,
+    on: str | None,
+    by: str,
+    snapshot_path: Path | None,
+    mode: str | None,
+    store: Path | None,
+    curated: Path | None,
+    as_list: bool,
+    data_dir: Path | None,
+) -> None:
+    """Accept finding KEY: the review keeps its value, and reports show it as accepted until
+    the registry's value changes. Written to <curated stem>.decisions.csv beside the table."""
+    from datetime import date
+
+    from registry_sync import decisions, diff
+
+    if snapshot_path is not None and mode is not None:
+        raise click.UsageError("give --snapshot or --mode, not both")
+    path = snapshot_path or _latest_of(store or _settings(data_dir, None).snapshots_dir, mode)
+    rows = diff.load_rows(path)
+    if curated is None:
+        curated = Path(str(snapshot.read_meta(path).get("curated_path")))
+    where = decisions.decisions_path(curated)
+    if as_list:
+        _list_decisions(where, rows)
+        return
+    if key is None or reason is None:
+        raise click.UsageError("give KEY and --reason (or --list)")
+    made = decisions.decide(rows.findings, key, reason, on or date.today().isoformat(), by)
+    had = key in decisions.load_decisions(where).by_key()
+    written = decisions.write_decision(where, made)
+    click.echo(
+        f"{'replaced' if had else 'added'}: {made.key} at registry value '{made.registry_value}', "
+        f"accepted on {made.decided_on}"
+        + (f" by {made.decided_by}" if made.decided_by else "")
+        + f": {made.reason}"
+    )
+    click.echo(f"wrote {where} ({len(written.rows)} decision(s)); the next run shows it accepted")
+
+
+def _list_decisions(where: Path, rows: Any) -> None:
+    """Each decision in the file and what it does to the snapshot's findings."""
+    from registry_sync import decisions
+
+    listed = decisions.load_decisions(where).rows
+    click.echo(f"{where}: {len(listed)} decision(s); against run {rows.run_id}:")
+    for d in listed:
+        click.echo(
+            f"  {d.key} ({d.decided_on}): {d.reason} -> {decisions.status(d, rows.findings)}"
+        )
 
 
 @main.command()

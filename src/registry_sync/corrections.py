@@ -8,6 +8,8 @@ column, see `verdict.py`). A trial ID the review printed
 wrong gets the one strong candidate of its `id_suspect` finding as the suggested value, else none
 and "check the ID". Every cell that a spreadsheet
 would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return) is prefixed with `'`.
+A finding the review's authors accepted (decisions.py) is left out: they decided not to change
+that cell.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def rows(
     out = []
     for f in listed:
         column = CORRECTED.get(f["kind"])
-        if column is None:
+        if column is None or f.get("accepted_on"):  # accepted: the authors keep the cell
             continue
         row = curated.get(f["line"], {})
         record = records.get(f["trial_id"])

@@ -2,7 +2,9 @@
 
 - trials whose registry values changed (status, phases, start, completion, sponsor, last update);
 - outcome changes (a registry that started blocking us, a trial that came back);
-- findings new and resolved, by their stable key (kind, table, CSV line, trial, field).
+- findings new and resolved, by their stable key (kind, table, CSV line, trial, field);
+- findings the authors accepted since (shown as accepted, not as new or resolved), and accepted
+  findings reopened because the registry's value changed (see decisions.py).
 """
 
 from __future__ import annotations
@@ -43,10 +45,19 @@ class Diff:
     outcomes: list[Change] = field(default_factory=list)
     new_findings: list[Mapping[str, Any]] = field(default_factory=list)
     resolved_findings: list[Mapping[str, Any]] = field(default_factory=list)
+    accepted_findings: list[Mapping[str, Any]] = field(default_factory=list)
+    reopened_findings: list[Mapping[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.changes or self.outcomes or self.new_findings or self.resolved_findings)
+        return not (
+            self.changes
+            or self.outcomes
+            or self.new_findings
+            or self.resolved_findings
+            or self.accepted_findings
+            or self.reopened_findings
+        )
 
 
 def load_rows(path: Path) -> SnapshotRows:
@@ -78,8 +89,15 @@ def diff_snapshots(old: SnapshotRows, new: SnapshotRows) -> Diff:
         if old.outcomes.get(tid) != new.outcomes.get(tid):
             was, now = old.outcomes.get(tid), new.outcomes.get(tid)
             result.outcomes.append(Change(tid, "outcome", was, now))
-    added = sorted(set(new.findings) - set(old.findings))
-    result.new_findings.extend(new.findings[k] for k in added)
+    for key in sorted(new.findings):
+        row, prior = new.findings[key], old.findings.get(key)
+        if _accepted(row):
+            if prior is None or not _accepted(prior):
+                result.accepted_findings.append(row)
+        elif _reopened(row) and (prior is None or _accepted(prior)):
+            result.reopened_findings.append(row)
+        elif prior is None:
+            result.new_findings.append(row)
     result.resolved_findings.extend(
         old.findings[k] for k in sorted(set(old.findings) - set(new.findings))
     )
@@ -94,7 +112,22 @@ def render_diff_markdown(d: Diff, heading: str = "#") -> list[str]:
     lines += _changes("Outcomes that changed", d.outcomes)
     lines += _findings("New findings", d.new_findings)
     lines += _findings("Resolved findings", d.resolved_findings)
+    lines += _findings("Accepted by the authors", d.accepted_findings)
+    lines += _findings("Reopened (accepted, but the registry's value changed)", d.reopened_findings)
     return lines
+
+
+def _accepted(f: Mapping[str, Any]) -> bool:
+    return bool(f.get("accepted_on"))
+
+
+def _reopened(f: Mapping[str, Any]) -> bool:
+    """A decision was on file for this finding, but the registry's value has changed since."""
+    try:
+        details = json.loads(f.get("details") or "{}")
+    except ValueError:
+        return False
+    return isinstance(details, dict) and "reopened_on" in details
 
 
 def _changes(title: str, changes: Sequence[Change]) -> list[str]:
@@ -111,6 +144,7 @@ def _findings(title: str, findings: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = [f"**{title}** ({len(findings)}):", ""]
     lines += [
         f"- Table {f['table']}, {f['trial_id']}: {f['kind']} ({f['severity']}): {f['message']}"
+        + (f" (accepted on {f['accepted_on']}: {f['accepted_reason']})" if _accepted(f) else "")
         for f in findings
     ]
     return [*lines, ""]
@@ -128,6 +162,8 @@ def diff_json(d: Diff) -> str:
         "outcomes": [c.__dict__ for c in d.outcomes],
         "new_findings": [dict(f) for f in d.new_findings],
         "resolved_findings": [dict(f) for f in d.resolved_findings],
+        "accepted_findings": [dict(f) for f in d.accepted_findings],
+        "reopened_findings": [dict(f) for f in d.reopened_findings],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
 

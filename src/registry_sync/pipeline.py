@@ -5,7 +5,8 @@ run cannot differ.
 Order: load the review's table -> gate it -> plan (registry per ID; unsupported and malformed
 IDs get their outcome here) -> fetch, each registry in its own worker (the per-host throttle
 stays serial) -> hold every adapter to the per-trial contract -> parse -> carry the last good
-values forward for trials not refreshed or no longer shown -> reconcile -> gate the records ->
+values forward for trials not refreshed or no longer shown -> reconcile (and judge verdicts)
+-> apply the authors' decisions (read, and checked, before fetching) -> gate the records ->
 write the snapshot, rendering its reports before it is published.
 
 Where values come from is decided per registry (`Endpoints`): its default address (`live`), a
@@ -33,6 +34,7 @@ from typing import Any
 from registry_sync import (
     __version__,
     collect,
+    decisions,
     fallback,
     frames,
     history,
@@ -91,6 +93,7 @@ class RunResult:
     report_markdown: str
     mode: str = "live"
     timing: dict[str, Any] = field(default_factory=dict)
+    decisions: dict[str, Any] = field(default_factory=dict)  # as in the snapshot's _meta
 
     @property
     def exit_code(self) -> int:
@@ -236,6 +239,8 @@ def _run(
     started = datetime.now(UTC)
     table, curated_report = _load_and_gate(settings, steps)
     review = steps.load_review(settings.curated_path)
+    # read (and checked) before anything is fetched or written; applied after reconcile
+    decided = decisions.load_decisions(decisions.decisions_path(settings.curated_path))
     rows = select_rows(table.rows, request)
     planned, by_registry = plan(rows)
     clock = time.monotonic()
@@ -264,6 +269,8 @@ def _run(
     for ex in list(http.exchanges):  # the version-history requests, when asked
         if ex.request_id not in fetched.exchanges:
             fetched.exchanges[ex.request_id] = collect.redact_exchange(ex, _redactor(ex.registry))
+    findings = decisions.apply(findings, decided.rows)  # after the verdicts: every finding
+    decided_meta = decisions.summarise(decided, findings)
     records_report = steps.validate_records(
         frames.records_frame(states.values()), settings.expectations_dir, started.date()
     )
@@ -277,6 +284,7 @@ def _run(
         "package_version": __version__,
         "curated_path": str(settings.curated_path),
         "curated_sha256": table.sha256,
+        "decisions": decided_meta,
         "request": {"registries": list(request.registries), "ids": list(request.ids)},
         "base_urls": {k: settings.base_url(k) for k in keys},
         "data_timestamps": fetched.timestamps,
@@ -334,6 +342,7 @@ def _run(
         report_markdown=rendered["md"],
         mode=mode,
         timing=timing,
+        decisions=decided_meta,
     )
 
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -128,7 +129,8 @@ def render(content: ReportContent, fmt: str) -> str:
 def summary(content: ReportContent) -> dict[str, Any]:
     outcomes = Counter(o["outcome"] for o in content.outcomes.values())
     kinds = Counter(f["kind"] for f in content.findings)
-    drift = [f for f in content.findings if f["kind"] in DRIFT_KINDS]
+    # a finding the authors accepted is not something to fix in the review
+    drift = [f for f in content.findings if f["kind"] in DRIFT_KINDS and not accepted(f)]
     drift_rows = {f["line"] for f in drift if f["severity"] in ("error", "warning")}
     note_rows = {f["line"] for f in drift if f["severity"] == "info"} - drift_rows
     return {
@@ -143,6 +145,8 @@ def summary(content: ReportContent) -> dict[str, Any]:
         "findings": dict(sorted(kinds.items())),
         "rows_out_of_date": len(drift_rows),
         "rows_with_notes_only": len(note_rows),
+        "findings_accepted": sum(1 for f in content.findings if accepted(f)),
+        "decisions": content.meta.get("decisions", {}),
         "stale_records": sum(1 for r in content.records.values() if r.get("stale")),
         "reconstructed": sum(
             1 for r in content.records.values() if r.get("origin") == "reconstructed"
@@ -192,7 +196,13 @@ def _finding_doc(content: ReportContent, f: Mapping[str, Any]) -> dict[str, Any]
         **{k: f[k] for k in f if k != "id"},
         "product": row.get("product"),
         "row": row.get("row"),
+        "accepted": accepted(f),
     }
+
+
+def accepted(f: Mapping[str, Any]) -> bool:
+    """The review's authors accepted this finding (see decisions.py)."""
+    return bool(f.get("accepted_on"))
 
 
 def _unchecked(content: ReportContent) -> list[dict[str, Any]]:
@@ -223,6 +233,7 @@ def render_markdown(content: ReportContent) -> str:
     title = (content.meta.get("review") or {}).get("title")
     lines = [f"# Drift report: {title or review}", ""]
     lines += _header(content, s)
+    everything, content = content, _live(content)  # accepted findings: their own section
     lines += _section(
         content,
         "Where the review differs from the registry",
@@ -239,6 +250,7 @@ def render_markdown(content: ReportContent) -> str:
     lines += _unmapped_section(content)
     lines += _missing_section(content)
     lines += _status_section(content)
+    lines += _accepted_section(everything)
     lines += _unchecked_section(content)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -271,6 +283,11 @@ def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
         "- Verdicts: "
         + ", ".join(f"{VERDICT_TAGS[k]} {n}" for k, n in s["verdicts"].items()).replace(
             "verdict unknown", "unknown"
+        ),
+        *(
+            [f"- Findings the authors accepted (not counted above): {s['findings_accepted']}"]
+            if s["findings_accepted"] or s["decisions"].get("count")
+            else []
         ),
         f"- Records carried forward from an earlier run (stale): {s['stale_records']}",
         *(
@@ -346,6 +363,35 @@ def stale_age(stale_since: object, run_started: object) -> str:
         f"values fetched {since.date().isoformat()}, {days} day{'s' if days != 1 else ''} "
         "before this run"
     )
+
+
+def _live(content: ReportContent) -> ReportContent:
+    """The content without the findings the authors accepted (those have their own section)."""
+    return dataclasses.replace(content, findings=[f for f in content.findings if not accepted(f)])
+
+
+def _accepted_section(content: ReportContent) -> list[str]:
+    chosen = [f for f in content.findings if accepted(f)]
+    notes = content.meta.get("decisions", {}).get("notes", [])
+    if not chosen and not notes:
+        return []
+    where = content.meta.get("decisions", {}).get("path", "the decisions file")
+    lines = [
+        "## Accepted by the authors",
+        "",
+        f"Kept as printed by decision (`{where}`); each comes back if the registry's value "
+        "changes.",
+        "",
+    ]
+    for f in chosen:
+        by = json.loads(f.get("details") or "{}").get("accepted_by")
+        lines.append(
+            f"- {_locate(content, f)}: {f['message']} — **accepted on {f['accepted_on']}**"
+            + (f" by {by}" if by else "")
+            + f": {f['accepted_reason']} (`{f['key']}`)"
+        )
+    lines += [f"- Note: {n}" for n in notes]
+    return [*lines, ""]
 
 
 def _unmapped_section(content: ReportContent) -> list[str]:

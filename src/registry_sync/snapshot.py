@@ -279,7 +279,8 @@ def list_snapshots(store: Path, *, include_rejected: bool = True) -> list[Snapsh
                 carry_key=carry_key(meta),
             )
         )
-    return sorted(infos, key=lambda i: i.run_id)
+    # run ids have second resolution and a random tail: two runs in one second sort by start
+    return sorted(infos, key=lambda i: (i.started_at, i.run_id))
 
 
 def leftover_temp_files(store: Path) -> list[Path]:
