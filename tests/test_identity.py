@@ -23,7 +23,15 @@ from registry_sync.identity import (
     score_identity,
     which_product,
 )
-from registry_sync.model import CuratedRow, Outcome, RawPayload, RegistryRecord, TrialState
+from registry_sync.model import (
+    CuratedRow,
+    Finding,
+    Outcome,
+    RawPayload,
+    RegistryRecord,
+    Severity,
+    TrialState,
+)
 from registry_sync.reconcile import reconcile
 from registry_sync.registries import ctgov
 
@@ -173,3 +181,23 @@ def test_ctgov_countries_parsed_from_a_real_payload_NCT06171568() -> None:
 def test_ctgov_asks_for_countries_only_not_contacts() -> None:
     location_fields = [f for f in ctgov.FIELDS if "contactsLocationsModule" in f]
     assert location_fields == ["protocolSection.contactsLocationsModule.locations.country"]
+
+
+def test_field_findings_behind_a_wrong_id_are_notes_Eyecyte_RPE() -> None:
+    """Eyecyte-RPE's ID is HICM-188's record: its phase and sponsor disagreements follow from
+    the wrong ID, so they are notes pointing at the product_mismatch, which stays a warning;
+    HICM-188's own row (same record) keeps its findings as they are."""
+    rec = record_of("NCT04982081")
+    hicm, eyecyte = review_rows("NCT04982081")
+    state = TrialState("ctgov", "NCT04982081", Outcome.OK, record=rec)
+    by_line: dict[int, list[Finding]] = {}
+    for f in reconcile([hicm, eyecyte], {"NCT04982081": state}):
+        by_line.setdefault(f.line, []).append(f)
+    eye = {f.kind: f for f in by_line[eyecyte.line]}
+    assert eye["product_mismatch"].severity is Severity.WARNING
+    assert eye["phase_mismatch"].severity is Severity.INFO
+    assert eye["phase_mismatch"].message.endswith(
+        "(this record is not Eyecyte\u2011RPE: fix the ID first)"
+    )
+    assert eye["sponsor_mismatch"].severity is Severity.INFO
+    assert all("fix the ID first" not in f.message for f in by_line.get(hicm.line, []))

@@ -10,6 +10,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -90,7 +91,10 @@ def _row_findings(
         _start_not_actual_finding(row, rec, as_of),
         product_mismatch(row, rec),
     )
-    out.extend(f for f in checks if f is not None)
+    found = [f for f in checks if f is not None]
+    if any(f.kind == "product_mismatch" for f in found):
+        found = [_behind_wrong_id(f, row) for f in found]
+    out.extend(found)
     out.extend(
         _finding(
             row,
@@ -104,6 +108,31 @@ def _row_findings(
         for u in rec.unmapped
     )
     return [_with_record(f, rec, state) for f in out]
+
+
+# What a record says about its own trial: beside the point when the record is another product's.
+FOLLOW_FROM_ID = frozenset(
+    {
+        "phase_mismatch",
+        "start_mismatch",
+        "sponsor_mismatch",
+        "status",
+        "status_unverified",
+        "start_not_actual",
+    }
+)
+
+
+def _behind_wrong_id(f: Finding, row: CuratedRow) -> Finding:
+    """A row whose ID is another product's record: its field findings follow from the wrong ID,
+    so they are notes (the `product_mismatch` warning is what to fix) and say so."""
+    if f.kind not in FOLLOW_FROM_ID:
+        return f
+    return dataclasses.replace(
+        f,
+        severity=Severity.INFO,
+        message=f"{f.message} (this record is not {row.product}: fix the ID first)",
+    )
 
 
 def _vanished_finding(row: CuratedRow, state: TrialState) -> Finding:
