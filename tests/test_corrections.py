@@ -30,7 +30,18 @@ def test_bundled_review_corrections_round_trip_through_pandas(csv_text: str) -> 
         "2", "7", "phase", "I/II", "I"
     )  # fmt: skip
     assert "RECONSTRUCTED" in ct1["why"]
-    assert set(frame["column"]) == {"phase", "sponsor", "start", "trial_id"}
+    assert set(frame["column"]) == {"phase", "sponsor", "trial_id"}
+
+
+def test_a_row_citing_another_products_record_gets_only_check_the_id(csv_text: str) -> None:
+    """Eyecyte-RPE (Table 4 row 21) prints HICM-188's NCT04982081 and NCR-101 (Table 5 row 12)
+    NCR201's NCT06978920: that record's phase, start or sponsor is no correction for the row."""
+    frame = pd.read_csv(io.StringIO(csv_text), dtype=str, keep_default_na=False)
+    for table, row in (("4", "21"), ("5", "12")):
+        lines = frame[(frame["table"] == table) & (frame["row"] == row)]
+        assert list(lines["column"]) == ["trial_id"]
+        (line,) = lines.itertuples()
+        assert line.suggested == "" and line.why.startswith("check the ID: record names")
 
 
 @pytest.mark.parametrize(

@@ -66,8 +66,6 @@ def suggestion(finding: Mapping[str, Any], record: Mapping[str, Any] | None) -> 
         return review_start(record.get("start"), str(finding.get("review_value") or ""))
     if kind == "sponsor_mismatch" and record is not None:
         return str(record.get("lead_sponsor") or "")
-    if kind == "product_mismatch":  # which ID is right is for the author to find
-        return f"check the ID: the registry record is {finding.get('registry_value')!r}"
     return ""  # an ID the registry does not show: the author must look it up
 
 
@@ -78,11 +76,14 @@ def rows(
 ) -> list[dict[str, Any]]:
     listed = list(findings)
     suspects = {f["line"]: f for f in listed if f["kind"] == "id_suspect"}
+    wrong_id = {f["line"] for f in listed if f["kind"] == "product_mismatch"}
     out = []
     for f in listed:
         column = CORRECTED.get(f["kind"])
         if column is None or f.get("accepted_on"):  # accepted: the authors keep the cell
             continue
+        if f["line"] in wrong_id and column != "trial_id":
+            continue  # another product's record: its values are no correction for this row
         row = curated.get(f["line"], {})
         record = records.get(f["trial_id"])
         entry = {
@@ -99,6 +100,8 @@ def rows(
         }
         if column == "trial_id" and f["line"] in suspects:
             entry.update(suspect_suggestion(suspects[f["line"]], entry))
+        elif f["kind"] == "product_mismatch":  # which ID is right is for the author to find
+            entry["why"] = f"check the ID: {entry['why']}"
         out.append(entry)
     return out
 
