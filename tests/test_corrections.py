@@ -40,8 +40,9 @@ def test_a_row_citing_another_products_record_gets_only_check_the_id(csv_text: s
     for table, row in (("4", "21"), ("5", "12")):
         lines = frame[(frame["table"] == table) & (frame["row"] == row)]
         assert list(lines["column"]) == ["trial_id"]
-        (line,) = lines.itertuples()
-        assert line.suggested == "" and line.why.startswith("check the ID: record names")
+        (line,) = lines.to_dict("records")
+        assert line["suggested"] == ""
+        assert str(line["why"]).startswith("check the ID: record names")
 
 
 @pytest.mark.parametrize(
