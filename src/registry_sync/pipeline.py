@@ -60,7 +60,7 @@ from registry_sync.model import (
     TrialState,
 )
 from registry_sync.reconcile import reconcile
-from registry_sync.registries import REGISTRIES
+from registry_sync.registries import REGISTRIES, _ticks
 from registry_sync.registry_table import REGISTRY_TABLE, TRIAL_REGISTRIES, registry_name
 from registry_sync.review_meta import ReviewMeta, load_review_meta
 from registry_sync.settings import DEFAULT_BASE_URLS, Settings
@@ -467,13 +467,32 @@ class Job:
 ProgressHook = Callable[[str, int, int], None]  # (job name, trials done, trials asked)
 
 
+def _counted(job: Job, hook: ProgressHook | None) -> Callable[..., collect.Collected]:
+    """`collect.fetch_one` for `job`, telling `hook` as the adapter answers each trial (a
+    ClinicalTrials.gov batch at once); run inside the worker's own context."""
+    fetch = functools.partial(collect.fetch_one, home=job.home, redact=_redactor(job.key))
+    if hook is None:
+        return fetch
+    total = len(job.ids)
+
+    def run(*args: Any) -> collect.Collected:
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done = min(total, done + n)
+            hook(job.name, done, total)
+
+        with _ticks.listening(tick):
+            return fetch(*args)
+
+    return run
+
+
 def _report_progress(jobs: Sequence[Job], futures: Sequence[Any], hook: ProgressHook) -> None:
-    """0/n for every job at once, then n/n for each as its worker finishes, in that order. The
-    adapters fetch a registry's trials in one call (batched where the registry allows), so a
-    registry's answers arrive together."""
+    """n/n for each job as its worker finishes, whatever its adapter ticked (see `_counted`;
+    `fetch_jobs` said 0/n for every job before any worker started)."""
     by_future = dict(zip(futures, jobs, strict=True))
-    for job in jobs:
-        hook(job.name, 0, len(job.ids))
     for future in as_completed(futures):
         job = by_future[future]
         hook(job.name, len(job.ids), len(job.ids))
@@ -507,11 +526,14 @@ def fetch_jobs(
     if not jobs:
         return fetched
     workers = endpoints.settings.fetch_workers or len(jobs)
+    if on_progress is not None:
+        for job in jobs:
+            on_progress(job.name, 0, len(job.ids))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         futures = [
             pool.submit(
                 contextvars.copy_context().run,
-                functools.partial(collect.fetch_one, home=job.home, redact=_redactor(job.key)),
+                _counted(job, on_progress),
                 job.key,
                 list(job.ids),
                 http,

@@ -49,6 +49,7 @@ from registry_sync.model import (
     RegistryRecord,
     Unmapped,
 )
+from registry_sync.registries import _ticks
 from registry_sync.registries.base import Registry
 
 KEY = "ctgov"
@@ -120,8 +121,11 @@ def fetch(
     wanted = list(dict.fromkeys(ids.normalize_id(t) for t in trial_ids))
     outcomes = [_malformed(t) for t in wanted if not ids.ID_PATTERNS[KEY].fullmatch(t)]
     valid = [t for t in wanted if ids.ID_PATTERNS[KEY].fullmatch(t)]
+    _ticks.answered(len(outcomes))  # malformed: answered without a request
     for start in range(0, len(valid), size):
-        outcomes.extend(fetch_batch(valid[start : start + size], http, base_url, per_page))
+        batch = fetch_batch(valid[start : start + size], http, base_url, per_page)
+        outcomes.extend(batch)
+        _ticks.answered(len(batch))
     return outcomes
 
 

@@ -26,6 +26,7 @@ from registry_sync.errors import (
 )
 from registry_sync.http import Http, too_large_detail
 from registry_sync.model import Exchange, FetchOutcome, Outcome, RawPayload
+from registry_sync.registries import _ticks
 from registry_sync.registry_table import REGISTRY_TABLE
 
 __all__ = ["Post", "Target", "decode_text", "fetch_each"]
@@ -111,6 +112,7 @@ def fetch_each(
             )
         else:
             outcomes.append(_fetch_one(trial_id, http, hooks))
+        _ticks.answered()
     return outcomes
 
 
