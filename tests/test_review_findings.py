@@ -12,9 +12,16 @@ import pytest
 
 from helpers import BUNDLED_CURATED
 from registry_sync.curated import load_curated
-from registry_sync.model import CuratedRow, Finding, Outcome, RegistryRecord, Severity, TrialState
+from registry_sync.model import (
+    REVIEW_KINDS,
+    CuratedRow,
+    Finding,
+    Outcome,
+    RegistryRecord,
+    Severity,
+    TrialState,
+)
 from registry_sync.reconcile import find_split_indications, reconcile
-from registry_sync.report import REVIEW_KINDS
 
 ROWS: list[CuratedRow] = list(load_curated(BUNDLED_CURATED).rows)
 

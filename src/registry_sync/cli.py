@@ -61,6 +61,33 @@ data_dir_option = click.option(
 )
 
 
+def snapshot_choice_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--snapshot PATH`, or the latest of `--mode` in `--store`: for commands that read one."""
+    for option in (
+        click.option(
+            "--store",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=None,
+            help="The snapshot store (default: <data-dir>/snapshots).",
+        ),
+        click.option(
+            "--mode",
+            type=click.Choice(("live", "replay", "custom")),
+            default=None,
+            help="The latest snapshot of this kind of run (default: the latest of any kind).",
+        ),
+        click.option(
+            "--snapshot",
+            "snapshot_path",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="This snapshot instead of a latest one.",
+        ),
+    ):
+        command = option(command)
+    return command
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(package_name="registry-sync")
@@ -293,25 +320,7 @@ def diff_command(old: Path | None, new: Path | None, fmt: str, data_dir: Path | 
     "--on", "on", default=None, metavar="YYYY-MM-DD", help="Date decided (default: today)."
 )
 @click.option("--by", "by", default="", help="Who decided (initials or name).")
-@click.option(
-    "--snapshot",
-    "snapshot_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Look KEY up in this snapshot (default: the latest, or the latest of --mode).",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(("live", "replay", "custom")),
-    default=None,
-    help="Look KEY up in the latest snapshot of this kind of run (default: of any kind).",
-)
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="The snapshot store (default: <data-dir>/snapshots).",
-)
+@snapshot_choice_options
 @click.option(
     "--curated",
     type=click.Path(path_type=Path),
@@ -376,25 +385,7 @@ def _list_decisions(where: Path, rows: Any) -> None:
 
 
 @main.command()
-@click.option(
-    "--mode",
-    type=click.Choice(("live", "replay", "custom")),
-    default=None,
-    help="The latest snapshot of this kind of run (default: the latest of any kind).",
-)
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="The snapshot store (default: <data-dir>/snapshots).",
-)
-@click.option(
-    "--snapshot",
-    "snapshot_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="This snapshot instead of a latest one.",
-)
+@snapshot_choice_options
 @click.option("--port", type=int, default=8001, show_default=True, help="Port on 127.0.0.1.")
 @click.option(
     "--metadata-only",

@@ -296,6 +296,17 @@ class Verdict(StrEnum):
     UNKNOWN = "unknown"
 
 
+# Finding kinds visible in the review's printed table alone (wrong when it was printed).
+REVIEW_KINDS = (
+    "id_malformed",
+    "id_suspect",
+    "duplicate_id",
+    "review_inconsistent",
+    "phase_unparsed",
+    "start_unparsed",
+)
+
+
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"

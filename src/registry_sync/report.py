@@ -16,6 +16,7 @@ from typing import Any
 
 from registry_sync import corrections, diff, report_html, snapshot, verdict
 from registry_sync.ids import normalize_id
+from registry_sync.model import REVIEW_KINDS
 from registry_sync.registry_table import registry_name
 
 # Finding kinds that say the review and the registry disagree.
@@ -27,15 +28,6 @@ DRIFT_KINDS = (
     "not_found",
     "vanished",
     "cross_registration",
-)
-# Finding kinds visible from the review's table alone.
-REVIEW_KINDS = (
-    "id_malformed",
-    "id_suspect",
-    "duplicate_id",
-    "review_inconsistent",
-    "phase_unparsed",
-    "start_unparsed",
 )
 # Finding kinds about the registry's own record: a plan not yet a fact, a status not confirmed.
 RECORD_KINDS = ("start_not_actual", "status_unverified")

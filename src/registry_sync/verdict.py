@@ -42,6 +42,7 @@ from datetime import date
 
 from registry_sync.ids import normalize_id
 from registry_sync.model import (
+    REVIEW_KINDS,
     CuratedRow,
     Finding,
     PartialDate,
@@ -55,17 +56,6 @@ from registry_sync.review_meta import day_span
 
 Window = tuple[date, date]  # first and last day the review may have been published
 
-# Visible in the printed table alone: wrong when it was printed.
-REVIEW_KINDS = frozenset(
-    {
-        "id_malformed",
-        "id_suspect",
-        "duplicate_id",
-        "review_inconsistent",
-        "phase_unparsed",
-        "start_unparsed",
-    }
-)
 # The review and the registry's record disagree: judged on the record's dates (and history).
 DISAGREEMENT_KINDS = frozenset(
     {"phase_mismatch", "start_mismatch", "sponsor_mismatch", "product_mismatch", "start_not_actual"}
