@@ -95,6 +95,7 @@ class SetCheck:
     name: str
     success: bool
     observed: str
+    count: int | None  # the records it is about (quarantined ones), when any
     examples: tuple[str, ...]
     description: str
 
@@ -206,6 +207,7 @@ def set_checks(
             "records_mostly_quarantined",
             not most,
             f"{count} of {checked} records quarantined",
+            count or None,
             examples[:10],
             f"Fewer than {MOST:.0%} of the records (or fewer than {MIN_SET}) fail a per-record "
             "expectation; more means the registry's answer as a whole is implausible.",
@@ -214,6 +216,7 @@ def set_checks(
             "records_statuses_not_all_null",
             not all_null,
             f"{sum(s is None for s in statuses)} of {len(statuses)} statuses null",
+            None,
             (),
             f"Among {MIN_SET} or more records fetched this run, at least one has a status; all "
             "null means the answer (or our reading of it) lost the status field.",

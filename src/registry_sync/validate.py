@@ -165,7 +165,7 @@ def with_set_checks(report: ValidationReport, checks: Sequence[SetCheck]) -> Val
             column=None,
             severity="critical",
             success=c.success,
-            unexpected_count=None,
+            unexpected_count=c.count,
             examples=c.examples,
             observed=c.observed,
             error=None,
