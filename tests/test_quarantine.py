@@ -262,7 +262,7 @@ def test_quarantine_and_gx_agree_on_which_records_fail() -> None:
 
     from registry_sync.frames import RECORD_COLUMNS
 
-    broken = {
+    broken: dict[str, dict[str, Any]] = {
         "NCT00000001": {"start": "1985-01-01"},
         "NCT00000002": {"status": "WEIRD"},
         "NCT00000003": {"completion": "2021-13"},

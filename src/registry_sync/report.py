@@ -218,10 +218,9 @@ def _unchecked(content: ReportContent) -> list[dict[str, Any]]:
                 "registry": o["registry"],
                 "outcome": o["outcome"],
                 "detail": changed[source] if layout_changed else o["detail"],
-                "own_detail": o["detail"],
-                "layout_changed": layout_changed,
                 "stale_values_kept": bool(o.get("stale")),
                 "rows": [{"table": r["table"], "product": r["product"]} for r in where],
+                **({"own_detail": o["detail"], "layout_changed": True} if layout_changed else {}),
             }
         )
     return out
