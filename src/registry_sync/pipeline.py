@@ -4,8 +4,10 @@ run cannot differ.
 
 Order: load the review's table -> gate it -> plan (registry per ID; unsupported and malformed
 IDs get their outcome here) -> fetch, each registry in its own worker (the per-host throttle
-stays serial) -> hold every adapter to the per-trial contract -> parse -> carry the last good
-values forward for trials not refreshed or no longer shown -> reconcile (and judge verdicts)
+stays serial) -> hold every adapter to the per-trial contract -> parse -> note a source whose
+pages mostly failed to parse (`layout`) -> quarantine records failing a per-record expectation
+(`quarantine`) -> carry the last good values forward for trials not refreshed (or quarantined)
+or no longer shown -> reconcile (and judge verdicts)
 -> apply the authors' decisions (read, and checked, before fetching) -> gate the records ->
 write the snapshot, rendering its reports before it is published.
 
@@ -636,9 +638,10 @@ def carry_forward(
 ) -> tuple[dict[str, TrialState], list[snapshot.StoredRecord]]:
     """Trials not refreshed keep their last good values, re-parsed and marked stale.
 
-    Not refreshed: the registry was down, blocked us or gave an answer we could not use
-    (`CARRY_FORWARD`), or it no longer shows a trial the previous run found (`not_found` with a
-    stored record: one night's glitch or a real withdrawal, reported as `vanished` either way).
+    Not refreshed: the registry was down, blocked us, gave an answer we could not use or a record
+    the quality gate quarantined (`CARRY_FORWARD`), or it no longer shows a trial the previous
+    run found (`not_found` with a stored record: one night's glitch or a real withdrawal,
+    reported as `vanished` either way).
     Returns the new states and the stored records carried, so each snapshot stands alone.
     """
     need = [
