@@ -38,15 +38,17 @@ def replay_copy(tmp: Path, *nct_ids: str) -> Path:
     return out
 
 
-def absurd_start_replay(tmp: Path, nct_id: str = "NCT06482268") -> Path:
-    """A synthetic replay dir: one real bundled record whose start date is made 1985-01-01,
-    which the records quality gate must reject."""
-    source = next((BUNDLED_REPLAY / "ctgov").rglob(f"{nct_id}.json"))
-    doc = json.loads(source.read_text(encoding="utf-8"))
-    doc["protocolSection"]["statusModule"]["startDateStruct"] = {"date": "1985-01-01"}
+def absurd_start_replay(tmp: Path, *nct_ids: str) -> Path:
+    """A synthetic replay dir: real bundled records (NCT06482268 by default) whose start date
+    is made 1985-01-01, which fails a per-record expectation: one such record is quarantined;
+    three or more, when they are most of the run's records, make the quality gate reject it."""
     out = tmp / "synthetic-replay"
     (out / "ctgov").mkdir(parents=True, exist_ok=True)
-    (out / "ctgov" / f"{nct_id}.json").write_text(json.dumps(doc), encoding="utf-8")
+    for nct_id in nct_ids or ("NCT06482268",):
+        source = next((BUNDLED_REPLAY / "ctgov").rglob(f"{nct_id}.json"))
+        doc = json.loads(source.read_text(encoding="utf-8"))
+        doc["protocolSection"]["statusModule"]["startDateStruct"] = {"date": "1985-01-01"}
+        (out / "ctgov" / f"{nct_id}.json").write_text(json.dumps(doc), encoding="utf-8")
     return out
 
 

@@ -65,8 +65,9 @@ def test_base_url_option_rejects_unknown_keys(runner: CliRunner) -> None:
 
 
 def test_rejected_run_says_why(runner: CliRunner, tmp_path: Path) -> None:
-    synthetic = absurd_start_replay(tmp_path)
-    result = runner.invoke(main, ["run", "--replay", str(synthetic), "--ids", "NCT06482268"])
+    trials = ("NCT06482268", "NCT04363346", "NCT04331613")
+    synthetic = absurd_start_replay(tmp_path, *trials)  # every record fails: set-level
+    result = runner.invoke(main, ["run", "--replay", str(synthetic), "--ids", ",".join(trials)])
     assert result.exit_code == 3, result.output
     assert "quality gate: REJECTED: records:" in result.output
     assert "/rejected/" in result.output

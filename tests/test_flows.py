@@ -86,7 +86,8 @@ def test_adhoc_flow_never_retries_blocked(harness: None, env: None, tmp_path: Pa
 
 
 def test_nightly_flow_fails_when_the_gate_rejects(harness: None, env: None, tmp_path: Path) -> None:
-    synthetic = absurd_start_replay(tmp_path)
+    # the only records of the run, and all fail a per-record expectation: set-level, rejected
+    synthetic = absurd_start_replay(tmp_path, "NCT06482268", "NCT04363346", "NCT04331613")
     nightly = load_flow_module("nightly").nightly_sync
     state = nightly(data_dir=str(tmp_path / "d"), replay_dir=str(synthetic), return_state=True)
     assert state.is_failed()

@@ -119,15 +119,17 @@ def test_down_registry_carries_last_good_values_forward_marked_stale(tmp_path: P
 
 
 def test_failing_quality_gate_rejects_and_keeps_latest(tmp_path: Path) -> None:
-    curated = small_curated(tmp_path, ("NCT06482268",))
-    replay = replay_copy(tmp_path, "NCT06482268")
+    curated = small_curated(tmp_path)
+    replay = replay_copy(tmp_path, *SUBSET)
     good = run_pipeline(fast_settings(tmp_path, curated), RunRequest(replay_dir=replay))
-    synthetic = absurd_start_replay(tmp_path)
+    # every record fails a per-record expectation: the answer as a whole is implausible
+    synthetic = absurd_start_replay(tmp_path, *SUBSET)
     bad = run_pipeline(fast_settings(tmp_path, curated), RunRequest(replay_dir=synthetic))
     assert not bad.accepted and bad.exit_code == 3
     assert bad.snapshot_path.parent.name == "rejected"
     assert snapshot.latest_snapshot(tmp_path / "snapshots") == good.snapshot_path
-    assert "start" in json.dumps(bad.validation["records"])
+    assert "records_mostly_quarantined" in bad.validation["records"]["summary"]
+    assert "start 1985-01-01 is before 1990-01-01" in json.dumps(bad.validation["records"])
 
 
 def test_broken_table_stops_before_anything_is_written(tmp_path: Path) -> None:

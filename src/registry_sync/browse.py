@@ -66,7 +66,7 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
             "registry": "Home registry key",
             "source": "Who answered (the registry itself, or e.g. ictrp)",
             "outcome": "ok, not_found, blocked, registry_down, parse_error, id_malformed, moved, "
-            "unsupported or not_in_replay",
+            "unsupported, not_in_replay or quarantined",
             "detail": "Why, in words",
             "url": "The page asked for this trial",
             "origin": "live, custom, recorded or reconstructed",

@@ -173,6 +173,8 @@ def run(
     click.echo(
         "findings: " + (", ".join(f"{k} {v}" for k, v in sorted(result.findings.items())) or "none")
     )
+    for line in result.notices:  # a registry's changed pages, quarantined records: one line each
+        click.echo(line)
     d = result.decisions
     if d.get("count"):
         click.echo(

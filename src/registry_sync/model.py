@@ -22,6 +22,7 @@ class Outcome(StrEnum):
     MOVED = "moved"
     UNSUPPORTED = "unsupported"  # the registry is known, its adapter is not built yet
     NOT_IN_REPLAY = "not_in_replay"  # replay runs only: the recorded set holds no payload for it
+    QUARANTINED = "quarantined"  # its record failed a per-record expectation: values not used
 
 
 class Precision(StrEnum):

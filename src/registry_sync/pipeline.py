@@ -4,8 +4,10 @@ run cannot differ.
 
 Order: load the review's table -> gate it -> plan (registry per ID; unsupported and malformed
 IDs get their outcome here) -> fetch, each registry in its own worker (the per-host throttle
-stays serial) -> hold every adapter to the per-trial contract -> parse -> carry the last good
-values forward for trials not refreshed or no longer shown -> reconcile (and judge verdicts)
+stays serial) -> hold every adapter to the per-trial contract -> parse -> note a source whose
+pages mostly failed to parse (`layout`) -> quarantine records failing a per-record expectation
+(`quarantine`) -> carry the last good values forward for trials not refreshed (or quarantined)
+or no longer shown -> reconcile (and judge verdicts)
 -> apply the authors' decisions (read, and checked, before fetching) -> gate the records ->
 write the snapshot, rendering its reports before it is published.
 
@@ -38,7 +40,9 @@ from registry_sync import (
     fallback,
     frames,
     history,
+    layout,
     politeness,
+    quarantine,
     report,
     snapshot,
     validate,
@@ -94,6 +98,7 @@ class RunResult:
     mode: str = "live"
     timing: dict[str, Any] = field(default_factory=dict)
     decisions: dict[str, Any] = field(default_factory=dict)  # as in the snapshot's _meta
+    notices: tuple[str, ...] = ()  # one line each: a registry's changed pages, quarantined records
 
     @property
     def exit_code(self) -> int:
@@ -260,11 +265,17 @@ def _run(
     states = {**planned, **states}
     if endpoints.origin_of is not None:
         states = mark_not_in_replay(states, endpoints.origin_of)
+    changed = layout.detect([*fetched.states.values(), *copies.states.values()])
+    states, held, set_checks = quarantine_records(states, settings.expectations_dir, started)
     keys = sorted(by_registry)
     mode, key = endpoints.mode(keys), endpoints.carry_key(keys)
     previous = snapshot.latest_of_mode(settings.snapshots_dir, key)
     states, carried = carry_forward(states, previous)
     findings = reconcile(rows, states, PartialDate(started.year, started.month, started.day))
+    findings = sorted(
+        [*findings, *quarantine.findings(rows, held, states)],
+        key=lambda f: (f.table, f.line, f.field, f.kind),
+    )
     findings, verdict_meta = judge(endpoints, steps, http, (rows, states, findings), review, key)
     for ex in list(http.exchanges):  # the version-history requests, when asked
         if ex.request_id not in fetched.exchanges:
@@ -274,6 +285,7 @@ def _run(
     records_report = steps.validate_records(
         frames.records_frame(states.values()), settings.expectations_dir, started.date()
     )
+    records_report = validate.with_set_checks(records_report, set_checks)
     outcomes = dict(Counter(s.outcome.value for s in states.values()))
     kinds = dict(Counter(f.kind for f in findings))
     partial = any(s.outcome is not Outcome.OK for s in states.values())
@@ -300,6 +312,8 @@ def _run(
         },
         "requests_sent": http.requests_sent,
         "carried_from": str(previous.name) if previous is not None else None,
+        "quarantine": {"held": [h.to_dict() for h in held.values()]},
+        "layout_changes": layout.to_meta(changed),
         **verdict_meta,
     }
     validation = {"curated": curated_report.to_dict(), "records": records_report.to_dict()}
@@ -343,7 +357,23 @@ def _run(
         mode=mode,
         timing=timing,
         decisions=decided_meta,
+        notices=tuple(report.notice_lines({**meta, "accepted": records_report.success})),
     )
+
+
+def quarantine_records(
+    states: dict[str, TrialState], expectations_dir: Path, started: datetime
+) -> tuple[dict[str, TrialState], dict[str, quarantine.Held], list[quarantine.SetCheck]]:
+    """Records fetched this run that fail a critical per-record expectation of the records
+    suite, held back (outcome `quarantined`, values not used) before anything is carried
+    forward or reconciled; and the set-level checks of the answer as a whole."""
+    suite = validate.load_suite_json(expectations_dir / validate.RECORDS_SUITE_FILE)
+    rows = {tid: row for tid, s in states.items() if (row := frames.record_row(s)) is not None}
+    parameters = validate.records_parameters(started.date())
+    held = quarantine.find_held(rows, states, suite["expectations"], parameters)
+    statuses = quarantine.fresh_statuses(rows.values())
+    checks = quarantine.set_checks(len(rows), held, statuses)
+    return quarantine.hold_back(states, held), held, checks
 
 
 def judge(
@@ -608,9 +638,10 @@ def carry_forward(
 ) -> tuple[dict[str, TrialState], list[snapshot.StoredRecord]]:
     """Trials not refreshed keep their last good values, re-parsed and marked stale.
 
-    Not refreshed: the registry was down, blocked us or gave an answer we could not use
-    (`CARRY_FORWARD`), or it no longer shows a trial the previous run found (`not_found` with a
-    stored record: one night's glitch or a real withdrawal, reported as `vanished` either way).
+    Not refreshed: the registry was down, blocked us, gave an answer we could not use or a record
+    the quality gate quarantined (`CARRY_FORWARD`), or it no longer shows a trial the previous
+    run found (`not_found` with a stored record: one night's glitch or a real withdrawal,
+    reported as `vanished` either way).
     Returns the new states and the stored records carried, so each snapshot stands alone.
     """
     need = [
@@ -656,7 +687,9 @@ def carry_forward(
     return out, carried
 
 
-CARRY_FORWARD = frozenset({Outcome.REGISTRY_DOWN, Outcome.BLOCKED, Outcome.PARSE_ERROR})
+CARRY_FORWARD = frozenset(
+    {Outcome.REGISTRY_DOWN, Outcome.BLOCKED, Outcome.PARSE_ERROR, Outcome.QUARANTINED}
+)
 
 
 __all__ = ["Endpoints", "ProgressHook", "RunRequest", "RunResult", "Steps", "run_pipeline"]

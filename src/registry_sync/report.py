@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry_sync import corrections, diff, report_html, snapshot, verdict
+from registry_sync import corrections, diff, layout, report_html, snapshot, verdict
 from registry_sync.ids import normalize_id
 from registry_sync.model import REVIEW_KINDS
 from registry_sync.registry_table import registry_name
@@ -198,22 +198,29 @@ def accepted(f: Mapping[str, Any]) -> bool:
 
 
 def _unchecked(content: ReportContent) -> list[dict[str, Any]]:
+    """Trials not checked. A parse error from a source that seems to have changed its pages
+    (`_meta.layout_changes`) says that one line as its detail, its own error in `own_detail`,
+    so the reports group them instead of printing one error per trial."""
     rows_by_id: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in content.curated.values():
         rows_by_id[normalize_id(r["trial_id"])].append(r)
+    changed = layout_changes(content.meta)
     out = []
     for tid, o in sorted(content.outcomes.items()):
         if o["outcome"] == "ok":
             continue
         where = rows_by_id.get(tid, [])
+        source = o.get("source") or o["registry"]
+        layout_changed = o["outcome"] == "parse_error" and source in changed
         out.append(
             {
                 "trial_id": tid,
                 "registry": o["registry"],
                 "outcome": o["outcome"],
-                "detail": o["detail"],
+                "detail": changed[source] if layout_changed else o["detail"],
                 "stale_values_kept": bool(o.get("stale")),
                 "rows": [{"table": r["table"], "product": r["product"]} for r in where],
+                **({"own_detail": o["detail"], "layout_changed": True} if layout_changed else {}),
             }
         )
     return out
@@ -239,6 +246,9 @@ def render_markdown(content: ReportContent) -> str:
     lines += _optional_section(
         content, "Version history that could not be read", (verdict.HISTORY_KIND,)
     )
+    lines += _optional_section(
+        content, "Records held back by the quality gate (quarantined)", (QUARANTINED,)
+    )
     lines += _unmapped_section(content)
     lines += _missing_section(content)
     lines += _status_section(content)
@@ -261,6 +271,7 @@ def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
     return [
         f"Run `{s['run_id']}` ({s['mode']}), started {s['started_at']}: **{state}**, {gate}.",
         f"Snapshot: `{content.path}`. Registry data: {stamps}.",
+        *(part for line in notice_lines(content.meta) for part in ("", f"> **{line}**")),
         *(REPLAY_NOTE if s["mode"] == "replay" else ()),
         *(CUSTOM_NOTE if s["mode"] == "custom" else ()),
         "",
@@ -432,6 +443,31 @@ def _status_section(content: ReportContent) -> list[str]:
     return [*lines, ""]
 
 
+QUARANTINED = "quarantined"  # the finding kind quarantine.py gives a held-back record
+
+
+def layout_changes(meta: Mapping[str, Any]) -> dict[str, str]:
+    """Source -> its one "seems to have changed its pages" line, from `_meta.layout_changes`."""
+    changes = meta.get("layout_changes") or {}
+    return {k: layout.layout_line(v, k) for k, v in sorted(changes.items()) if isinstance(v, dict)}
+
+
+def notice_lines(meta: Mapping[str, Any]) -> list[str]:
+    """What a run must say up front, one line each (console and report): every source that
+    seems to have changed its pages, and the records the quality gate held back."""
+    lines = list(layout_changes(meta).values())
+    held = (meta.get("quarantine") or {}).get("held") or []
+    if held:
+        first = held[0]
+        more = f" and {len(held) - 1} more" if len(held) > 1 else ""
+        lines.append(
+            f"quality gate: {len(held)} record{'s' if len(held) > 1 else ''} quarantined, "
+            f"values not used ({first.get('trial_id')}: {first.get('reason')}{more})"
+            + ("; the other records are published" if meta.get("accepted", True) else "")
+        )
+    return lines
+
+
 GROUP_AT = 4  # trials that could not be checked for the same reason: one line, not one each
 
 
@@ -443,9 +479,13 @@ def _unchecked_section(content: ReportContent) -> list[str]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for u in items:
         groups[(u["outcome"], u["detail"])].append(u)
-    alone = [u for members in groups.values() if len(members) < GROUP_AT for u in members]
+
+    def grouped(members: Sequence[Mapping[str, Any]]) -> bool:
+        return len(members) >= GROUP_AT or bool(members[0].get("layout_changed"))
+
+    alone = [u for members in groups.values() if not grouped(members) for u in members]
     for (outcome, detail), members in groups.items():
-        if len(members) >= GROUP_AT:
+        if grouped(members):
             lines.append(_group_line(outcome, detail, members))
     if alone:
         if len(lines) > 2:

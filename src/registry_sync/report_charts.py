@@ -22,6 +22,7 @@ OUTCOME_COLORS = {
     "blocked": "#b42318",
     "registry_down": "#d9822b",
     "parse_error": "#8c2f5e",
+    "quarantined": "#a8456f",
     "id_malformed": "#5b6470",
     "moved": "#2f6db5",
     "unsupported": "#c9b458",

@@ -1,11 +1,12 @@
 """The drift report as one self-contained HTML file (pure over `report.ReportContent`).
 
-Opens with no network: inline CSS, inline SVG charts (`report_charts`, drawn by `report_svg`), a small inline script
-for sorting and filtering the findings table, and a Content-Security-Policy that forbids any
-other load. Read top to bottom: what to fix in the review by table, what could not be checked
-and why, charts, then every finding. Without script the table is still whole, in table/row
-order. Every review or registry string is escaped and isolated (`<bdi>`) so right-to-left text
-cannot reorder a row; only http(s) evidence URLs become links.
+Opens with no network: inline CSS, inline SVG charts (`report_charts`, drawn by
+`report_svg`), a small inline script for sorting and filtering the findings table, and a
+Content-Security-Policy that forbids any other load. Read top to bottom: what to fix in the
+review by table, what could not be checked and why, charts, then every finding. Without script
+the table is still whole, in table/row order. Every review or registry string is escaped and
+isolated (`<bdi>`) so right-to-left text cannot reorder a row; only http(s) evidence URLs become
+links.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import pandas as pd
 
 from registry_sync.errors import RegistrySyncError
 from registry_sync.model import PartialDate
+from registry_sync.quarantine import SetCheck
 from registry_sync.registry_table import TRIAL_REGISTRIES
 
 SEVERITIES = ("critical", "warning", "info")
@@ -146,8 +147,35 @@ def validate_records(df: pd.DataFrame, expectations_dir: Path, today: dt.date) -
         frame,
         expectations_dir / RECORDS_SUITE_FILE,
         keys=RECORDS_KEYS,
-        parameters={LATEST_DATE_PARAMETER: latest_plausible_date(today)},
+        parameters=records_parameters(today),
     )
+
+
+def records_parameters(today: dt.date) -> dict[str, object]:
+    """The `$PARAMETER` values of `records.json` for a run on `today` (GX and quarantine)."""
+    return {LATEST_DATE_PARAMETER: latest_plausible_date(today)}
+
+
+def with_set_checks(report: ValidationReport, checks: Sequence[SetCheck]) -> ValidationReport:
+    """The records report with quarantine's set-level rules appended as critical outcomes (a
+    failing one rejects the run, as a failing critical GX expectation does)."""
+    extra = tuple(
+        ExpectationOutcome(
+            expectation=c.name,
+            column=None,
+            severity="critical",
+            success=c.success,
+            unexpected_count=c.count,
+            examples=c.examples,
+            observed=c.observed,
+            error=None,
+            description=c.description,
+        )
+        for c in checks
+    )
+    outcomes = report.outcomes + extra
+    success = report.success and all(c.success for c in checks)
+    return ValidationReport(suite=report.suite, success=success, outcomes=outcomes)
 
 
 def run_suite(

@@ -17,7 +17,9 @@ applies the registry table's policy (interval, attempts, the 32 MB page cap; no 
 an official API).
 
 Quirks:
-- a batch answer simply omits unknown IDs: diff the requested set against `studies`;
+- a batch answer simply omits unknown IDs: diff the requested set against `studies`; but
+  when a page holds studies without `protocolSection.identificationModule.nctId` (the API's
+  answer changed shape), the IDs not found are `parse_error`, not `not_found`;
 - pagination: `nextPageToken` until absent, repeating the same parameters with `pageToken`;
   `totalCount` is on the first page only, and a page may have an empty `studies` array;
 - `designModule.phases` is an array (phase 1/2 is `["PHASE1","PHASE2"]`) and is absent for
@@ -146,10 +148,12 @@ def fetch_batch(
     }
     found: dict[str, FetchOutcome] = {}
     pages: list[Exchange] = []
+    unreadable = 0
     try:
         for page, studies in _pages(http, url, params):
             pages.append(page)
             found.update(match_studies(batch, studies, page))
+            unreadable += sum(1 for s in studies if _nct_id(s) is None)
     except ResponseTooLargeError as exc:  # the same page will be as big next time
         detail = f"{too_large_detail(exc)}: {exc.url}"
         return _rest(batch, found, Outcome.PARSE_ERROR, detail, exc.url or url, _evidence(exc))
@@ -158,6 +162,12 @@ def fetch_batch(
     except FetchError as exc:
         return _rest(batch, found, Outcome.REGISTRY_DOWN, str(exc), exc.url or url, _evidence(exc))
     first_url = pages[0].url if pages else url
+    if unreadable:  # an ID may be among studies we cannot read: not an absence we can vouch for
+        detail = (
+            f"{unreadable} stud{'y' if unreadable == 1 else 'ies'} on {first_url} without "
+            "protocolSection.identificationModule.nctId: the answer's shape has changed"
+        )
+        return _rest(batch, found, Outcome.PARSE_ERROR, detail, first_url, tuple(pages))
     detail = f"absent from every page of {first_url}"
     return _rest(batch, found, Outcome.NOT_FOUND, detail, first_url, tuple(pages))
 
@@ -215,7 +225,7 @@ def match_studies(
     found: dict[str, FetchOutcome] = {}
     for study in studies:
         ident = _obj(_obj(study, "protocolSection"), "identificationModule")
-        nct_id = _str(ident, "nctId")
+        nct_id = _nct_id(study)
         if nct_id in wanted:
             payload = _payload(nct_id, study, resp, container)
             found[nct_id] = FetchOutcome(
@@ -234,6 +244,10 @@ def match_studies(
                     moved_to=nct_id,
                 )
     return found
+
+
+def _nct_id(study: dict[str, Any]) -> str | None:
+    return _str(_obj(_obj(study, "protocolSection"), "identificationModule"), "nctId")
 
 
 def _payload(nct_id: str, study: dict[str, Any], resp: Exchange, container: str) -> RawPayload:
