@@ -14,7 +14,8 @@ import hashlib
 import io
 import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -307,3 +308,33 @@ def _int_cell(path: Path, line: int, column: str, text: str, *, upper: int | Non
         problem = f"{_clip(text)!r} is not {span}"
         raise CuratedTableError(str(path), problem, line=line, column=column)
     return number
+
+
+# --- bounded console output for `check` ------------------------------------------------------
+
+MAX_LINES_PER_KIND = 20  # `registry-sync check --max-lines`
+LINE_CHARS = 400  # a printed line is cut here, with a marker saying how much was cut
+
+
+def printable(text: str, limit: int = LINE_CHARS) -> str:
+    """`text` as one terminal-safe line: control characters (newlines, ESC, NUL) shown escaped,
+    and cut at `limit` characters with a marker naming what was cut."""
+    cut = len(text) - limit
+    head = text[:limit] if cut > 0 else text
+    safe = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in head)
+    return safe + (f"…[{cut:,} more characters]" if cut > 0 else "")
+
+
+def bounded_lines(
+    items: Iterable[tuple[str, str]], per_kind: int = MAX_LINES_PER_KIND
+) -> Iterator[str]:
+    """(kind, text) pairs as printable lines, in their order, at most `per_kind` of each kind
+    (0: all); then one "… and K more <kind>" line per kind that had more."""
+    shown: Counter[str] = Counter()
+    for kind, text in items:
+        shown[kind] += 1
+        if not per_kind or shown[kind] <= per_kind:
+            yield printable(text)
+    for kind, count in sorted(shown.items()):
+        if per_kind and count > per_kind:
+            yield f"… and {count - per_kind:,} more {printable(kind, 60)} (--max-lines to see more)"
