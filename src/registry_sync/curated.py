@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import itertools
 import re
 from collections import Counter
@@ -54,6 +53,7 @@ REVIEW_PHASES = {
 _PHASE_PART = re.compile(r"(?P<num>[IV]+|\d)(?P<sub>[a-cA-C])?")
 _PHASE_SEPARATORS = re.compile(r"\s*[/\-–]\s*")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _START = re.compile(r"(?P<y>\d{4})(?:(?P<sep>[.\-])(?P<m>\d{1,2})(?:(?P=sep)(?P<d>\d{1,2}))?)?")
 
 
@@ -104,7 +104,9 @@ def load_curated(path: Path) -> CuratedTable:
     MAX_CELL_CHARS characters a cell; the first problem found stops the load.
     """
     data = _read_capped(path)
+    sha256 = hashlib.sha256(data).hexdigest()
     text = _decode(path, data)
+    del data  # the text is all that is needed from here
     records = _records(path, text)
     header_line, header = next(records, (0, []))
     if not any(cell.strip() for cell in header):
@@ -130,7 +132,7 @@ def load_curated(path: Path) -> CuratedTable:
             )
     if not rows:
         raise CuratedTableError(str(path), "the file has a header but no rows", line=header_line)
-    return CuratedTable(path=path, sha256=hashlib.sha256(data).hexdigest(), rows=tuple(rows))
+    return CuratedTable(path=path, sha256=sha256, rows=tuple(rows))
 
 
 def _read_capped(path: Path) -> bytes:
@@ -165,23 +167,35 @@ def _decode(path: Path, data: bytes) -> str:
 
 
 def _column_at(prefix: str) -> str | None:
-    """The header name of the cell that the text right after `prefix` belongs to, if known."""
-    sentinel = "\x01"
+    """The header name of the cell that the text right after `prefix` belongs to, if known.
+    Streams over `prefix` (a bad byte may sit at the end of a 100 MB file)."""
+    header: list[str] | None = None
+    last: list[str] = []
     try:
-        parsed = list(csv.reader(io.StringIO(prefix.removeprefix("\ufeff") + sentinel)))
+        for cells in csv.reader(_lines(prefix.removeprefix("\ufeff") + "\x01")):
+            if cells:
+                header = header if header is not None else cells
+                last = cells
     except csv.Error:  # a cell beyond the csv module's limit before it: the line must do
         return None
-    records = [cells for cells in parsed if cells]
-    header, last = records[0], records[-1]
-    if len(records) == 1:  # the header itself
+    if header is None or last is header:
         return f"#{len(last)} of the header"
-    index = len(last) - 1
+    return _header_name(header, len(last) - 1)
+
+
+def _header_name(header: list[str], index: int) -> str:
     return _clip(header[index].strip()) if index < len(header) else f"#{index + 1}"
+
+
+def _lines(text: str) -> Iterator[str]:
+    """`text` split as `io.StringIO(text, newline="")` splits it, without its 4-byte-a-character
+    copy of the whole text."""
+    return (match.group() for match in _LINE.finditer(text))
 
 
 def _records(path: Path, text: str) -> Iterator[tuple[int, list[str]]]:
     """Non-blank CSV records with the line each starts on."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(_lines(text), strict=True)
     start = 1
     while True:
         try:
@@ -201,18 +215,19 @@ def _records(path: Path, text: str) -> Iterator[tuple[int, list[str]]]:
 
 def _long_cell_column(text: str, line: int) -> str | None:
     """The header name of the first over-long cell of the record starting on `line`."""
+    header = next((cells for cells in csv.reader(_lines(text)) if cells), [])
     breaks = itertools.islice(_LINE_BREAK.finditer(text), line - 2, None)
-    offset = next((match.end() for match in breaks), 0) if line > 1 else 0
-    end, quoted, length = offset, False, 0
+    end = next((match.end() for match in breaks), 0) if line > 1 else 0
+    quoted, length, index = False, 0, 0
     while end < len(text) and length <= MAX_CELL_CHARS:
         char = text[end]
         if char == '"':
             quoted = not quoted
         elif char == "," and not quoted:
-            length = -1
+            length, index = -1, index + 1
         length += 1
         end += 1
-    return _column_at(text[:end])
+    return _header_name(header, index)
 
 
 def _line_of(prefix: str) -> int:
@@ -226,10 +241,8 @@ def _check_cells(path: Path, line: int, cells: list[str], header: list[str]) -> 
         too_long = len(cell) > MAX_CELL_CHARS
         if not too_long and "\x00" not in cell:
             continue
-        if header is cells:
-            column = f"#{index + 1} of the header"
-        else:
-            column = _clip(header[index].strip()) if index < len(header) else f"#{index + 1}"
+        in_header = header is cells
+        column = f"#{index + 1} of the header" if in_header else _header_name(header, index)
         if too_long:
             problem = f"the cell has {len(cell):,} characters; the cap is {MAX_CELL_CHARS:,}"
         else:
