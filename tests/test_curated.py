@@ -262,7 +262,7 @@ def test_latin1_byte_names_its_line(tmp_path: Path) -> None:
     path = tmp_path / "table.csv"
     bad = GOOD_ROW.replace("Fate", "Göttingen").encode("latin-1")
     path.write_bytes(HEADER.encode() + b"\n" + GOOD_ROW.encode() + b"\n" + bad + b"\n")
-    with pytest.raises(CuratedTableError, match=r"line 3: not UTF-8: byte 0xf6"):
+    with pytest.raises(CuratedTableError, match=r"line 3, column 'sponsor': not UTF-8: byte 0xf6"):
         load_curated(path)
 
 

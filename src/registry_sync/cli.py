@@ -457,11 +457,18 @@ def _latest_of(store: Path, mode: str | None) -> Path:
     default=None,
     help="The review's table to check (default: the bundled one).",
 )
+@click.option(
+    "--max-lines",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Print at most N findings of each kind, then how many more (0: all).",
+)
 @_friendly_errors
-def check(curated: Path | None) -> None:
+def check(curated: Path | None, max_lines: int) -> None:
     """Load and gate the review's table alone, and list what it shows without any registry."""
     from registry_sync import frames, validate
-    from registry_sync.curated import load_curated
+    from registry_sync.curated import bounded_lines, load_curated, printable
     from registry_sync.reconcile import reconcile
 
     settings = _settings(None, curated)
@@ -474,13 +481,22 @@ def check(curated: Path | None) -> None:
         f"{settings.curated_path}: {len(table.rows)} rows; "
         + ", ".join(f"{k} {v}" for k, v in sorted(by_registry.items()))
     )
-    click.echo(f"quality gate: {gate.summary()}")
-    rows = {r.line: r.row for r in table.rows}
-    for f in reconcile(table.rows, {}):
-        where = f"row {rows[f.line]}" if rows.get(f.line) else f"CSV line {f.line}"
-        click.echo(f"Table {f.table} {where}, {f.trial_id}: {f.kind} ({f.severity}): {f.message}")
-    if not gate.success:
+    click.echo(printable(f"quality gate: {gate.summary()}", 2000))
+    if not gate.success:  # the table cannot be used: its findings would add nothing
+        click.echo("findings not listed: fix the gate's critical failures first")
         sys.exit(EXIT_GATE)
+    rows = {r.line: r.row for r in table.rows}
+    lines = (
+        (
+            f.kind,
+            f"Table {f.table} "
+            + (f"row {rows[f.line]}" if rows.get(f.line) else f"CSV line {f.line}")
+            + f", {f.trial_id}: {f.kind} ({f.severity}): {f.message}",
+        )
+        for f in reconcile(table.rows, {})
+    )
+    for line in bounded_lines(lines, max_lines):
+        click.echo(line)
 
 
 @main.command("serve-replay")

@@ -6,6 +6,7 @@ printed it wrong or truncated it, and that is a finding, not a crash.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -26,6 +27,7 @@ _PREFIXES: tuple[tuple[str, str], ...] = tuple(
 )
 
 
+@functools.lru_cache(maxsize=65_536)  # a table repeats its IDs; check calls this ~6 times a row
 def normalize_id(raw: str) -> str:
     """Canonical spelling: NFKC (full-width digits), no spaces or zero-width marks,
     the registry's own letter case."""

@@ -11,6 +11,7 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -35,6 +36,10 @@ from registry_sync.suggest import find_suspects
 
 # Statuses a reader of the review should notice: the trial did not run, or stopped.
 NOTABLE_STATUSES = frozenset({"TERMINATED", "WITHDRAWN", "SUSPENDED", "UNKNOWN"})
+
+# Rows a finding's message names at most (the review repeats an ID or product 2-3 times).
+LISTED = 10
+ITEM_CHARS = 120  # and each at most this long (a hostile cell may hold 10,000 characters)
 
 # Phase equivalences applied before comparing (registry canonical -> comparison value).
 PHASE_EQUIVALENTS = {"EARLY_PHASE1": "PHASE1"}
@@ -204,7 +209,7 @@ def find_duplicate_ids(
     for trial_id, group in by_id.items():
         if len({product_key(r.product) for r in group}) < 2:
             continue
-        listed = "; ".join(f"Table {r.table} {_where(r)} {r.product}" for r in group)
+        listed = listing(f"Table {r.table} {_where(r)} {r.product}" for r in group)
         state = (states or {}).get(trial_id)
         which = which_product(group, state.record) if state and state.record else None
         named = which[0] if which else None
@@ -222,7 +227,7 @@ def find_duplicate_ids(
                 "trial_id",
                 "duplicate_id",
                 Severity.WARNING,
-                ", ".join(r.product for r in group),
+                listing((r.product for r in group), sep=", "),
                 named,
                 f"{trial_id} is printed for {len(group)} products ({listed}): {verdict}",
             )
@@ -244,7 +249,7 @@ def find_split_indications(
             continue  # several products: `duplicate_id` says it
         if len({product_key(r.indication) for r in group}) < 2:
             continue
-        listed = "; ".join(f"Table {r.table} {_where(r)} {r.indication}" for r in group)
+        listed = listing(f"Table {r.table} {_where(r)} {r.indication}" for r in group)
         state = (states or {}).get(trial_id)
         rec = state.record if state is not None else None
         conditions = "; ".join(rec.conditions) if rec is not None and rec.conditions else None
@@ -263,7 +268,7 @@ def find_split_indications(
                 "indication",
                 "duplicate_id",
                 Severity.WARNING,
-                ", ".join(r.indication for r in group),
+                listing((r.indication for r in group), sep=", "),
                 conditions,
                 f"{trial_id} is printed for {group[0].product} under {len(group)} indications "
                 f"({listed}): {verdict}",
@@ -272,6 +277,7 @@ def find_split_indications(
     return out
 
 
+@functools.lru_cache(maxsize=65_536)  # a table repeats its products
 def product_key(product: str) -> str:
     """A product name compared loosely: `MA09‑hRPE` (a non-breaking hyphen) = `MA09-hRPE`."""
     text = unicodedata.normalize("NFKC", product).casefold()
@@ -301,12 +307,16 @@ def _odd_ones(
         return []
     common = counts.most_common(1)[0][0]
     printed: Callable[[CuratedRow], str] = _printed_start if field == "start" else _printed_phase
+    # The first LISTED + 1 rows name the others: linear in the group, not quadratic.
+    head = group[: LISTED + 1]
     out = []
     for row in group:
         if shown[id(row)] in (None, common):
             continue
-        others = "; ".join(
-            f"Table {o.table} {_where(o)} {printed(o)}" for o in group if o is not row
+        named = [o for o in head if o is not row][:LISTED]
+        others = listing(
+            (f"Table {o.table} {_where(o)} {printed(o)}" for o in named),
+            more=len(group) - 1 - len(named),
         )
         out.append(
             _finding(
@@ -321,6 +331,19 @@ def _odd_ones(
             )
         )
     return out
+
+
+def listing(items: Iterable[str], *, sep: str = "; ", more: int = 0) -> str:
+    """At most LISTED items joined, then "… and K more": a message stays short however many
+    rows repeat one ID or product."""
+    shown: list[str] = []
+    rest = more
+    for item in items:
+        if len(shown) < LISTED:
+            shown.append(item if len(item) <= ITEM_CHARS else item[: ITEM_CHARS - 1] + "…")
+        else:
+            rest += 1
+    return sep.join(shown) + (f"{sep}… and {rest:,} more" if rest else "")
 
 
 def _printed_start(row: CuratedRow) -> str:

@@ -42,6 +42,8 @@ PROBE = string.digits + string.ascii_lowercase + string.ascii_uppercase + "-"
 # Known IDs this many edits away or fewer are candidates; one edit away is a strong candidate.
 # Two edits away is weak: three pairs of the review's own 102 valid IDs are that close by chance.
 NEAR = 2
+# Places a candidate's "known from" names at most (a hostile table may print one ID 10,000 times).
+WHERE_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def find_suspects(rows: Sequence[CuratedRow], states: Mapping[str, TrialState]) 
     """One `id_suspect` per row whose printed ID is malformed, or well-formed but not found
     and near a known ID."""
     known = known_ids(rows, states)
+    ranked: dict[str, list[Candidate]] = {}  # once per ID, however often the table repeats it
+    advised: dict[str, list[str]] = {}
     out = []
     for row in rows:
         tid = normalize_id(row.trial_id)
@@ -101,8 +105,12 @@ def find_suspects(rows: Sequence[CuratedRow], states: Mapping[str, TrialState]) 
         not_found = state is not None and state.outcome is Outcome.NOT_FOUND and not state.record
         if row.registry is not None and not not_found:
             continue
-        candidates = rank_candidates(tid, known)
-        advice = pattern_advice(tid) if row.registry is None else []
+        if tid not in ranked:
+            ranked[tid] = rank_candidates(tid, known)
+        candidates = ranked[tid]
+        if row.registry is None and tid not in advised:
+            advised[tid] = pattern_advice(tid)
+        advice = advised[tid] if row.registry is None else []
         if row.registry is not None and not candidates:
             continue  # well-formed, not found, near nothing known: `not_found` says it all
         out.append(_suspect_finding(row, tid, candidates, advice))
@@ -135,7 +143,9 @@ def rank_candidates(trial_id: str, known: Mapping[str, Sequence[Known]]) -> list
 def _with_where(why: str, where: Sequence[Known]) -> str:
     if not where:
         return why
-    return f"{why}; a known ID: {'; '.join(k.where for k in where)}"
+    places = "; ".join(k.where for k in where[:WHERE_LISTED])
+    more = len(where) - WHERE_LISTED
+    return f"{why}; a known ID: {places}" + (f"; … and {more:,} more" if more > 0 else "")
 
 
 def _url(where: Sequence[Known]) -> str | None:
