@@ -3,8 +3,10 @@ end in, and the README table of what each did (pure data and rendering).
 
 `tests/test_fault_matrix.py` runs every cell through the pipeline over the loopback server (a
 clean run, then the same run with the fault) and checks the README's table equals
-`render_table` of what it observed; `bench/bench_soak.py` draws its random faults from
-`MATRIX_FAULTS`. JMACCT is not in the matrix: its adapter never sends a request (retired).
+`render_table` of what it observed (the registries it faults, for which trial and on which
+paths, are the test's: no second list of registries lives in src/); `bench/bench_soak.py` draws
+its random faults from `MATRIX_FAULTS`. JMACCT is not in the matrix: its adapter never sends
+a request (retired).
 """
 
 from __future__ import annotations
@@ -159,63 +161,6 @@ MATRIX_FAULTS: tuple[MatrixFault, ...] = (
 
 
 @dataclass(frozen=True)
-class MatrixTarget:
-    """One column: the registry whose answers are faulted, for which review trial."""
-
-    key: str  # the registry (or source) faulted
-    trial_id: str  # a trial whose real page the replay set holds
-    all: str  # path prefix of every request to it
-    first: str  # ... of a trial's first request (the search, where there is one)
-    page: str  # ... of the trial's own page
-    home_down: str = ""  # for a source (ICTRP): the home registry's prefix, kept blocked
-
-
-TARGETS: tuple[MatrixTarget, ...] = (
-    MatrixTarget(
-        "ctgov",
-        "NCT06482268",
-        "/ctgov/api/v2/studies",
-        "/ctgov/api/v2/studies",
-        "/ctgov/api/v2/studies",
-    ),
-    MatrixTarget(
-        "jrct", "jRCTs051180190", "/jrct/", "/jrct/latest-detail/", "/jrct/latest-detail/"
-    ),
-    MatrixTarget(
-        "chictr", "ChiCTR2400084905", "/chictr/", "/chictr/searchproj.html", "/chictr/showproj.html"
-    ),
-    MatrixTarget(
-        "ctr",
-        "CTR20252821",
-        "/ctr/",
-        "/ctr/clinicaltrials.searchlist.dhtml",
-        "/ctr/clinicaltrials.searchlistdetail.dhtml",
-    ),
-    MatrixTarget(
-        "umin",
-        "UMIN000027821",
-        "/umin/",
-        "/umin/cgi-open-bin/ctr/index.cgi",
-        "/umin/cgi-open-bin/ctr/ctr_view.cgi",
-    ),
-    MatrixTarget("anzctr", "ACTRN12605000001695", "/anzctr/", "/anzctr/Trial/", "/anzctr/Trial/"),
-    MatrixTarget("irct", "IRCT20100228003449N28", "/irct/", "/irct/search/", "/irct/trial/"),
-    MatrixTarget(
-        "ictrp",
-        "NCT04280705",
-        "/ictrp/Trial2.aspx",
-        "/ictrp/Trial2.aspx",
-        "/ictrp/Trial2.aspx",
-        home_down="/ctgov/api/v2/studies",
-    ),
-)
-
-
-def prefix(target: MatrixTarget, fault: MatrixFault) -> str:
-    return {"all": target.all, "first": target.first, "page": target.page}[fault.on]
-
-
-@dataclass(frozen=True)
 class Observed:
     """What one cell of the matrix gave."""
 
@@ -225,15 +170,15 @@ class Observed:
     detail: str = ""
 
 
-def render_table(observed: Mapping[tuple[str, str], Observed]) -> str:
-    """The README table: one row per fault, what it gave each registry (grouped)."""
-    names = {t.key: registry_name(t.key) for t in TARGETS}
+def render_table(observed: Mapping[tuple[str, str], Observed], keys: Sequence[str]) -> str:
+    """The README table: one row per fault, what it gave each registry of `keys` (grouped)."""
+    names = {key: registry_name(key) for key in keys}
     lines = [
         "| fault | outcome | values carried forward? | partial? | notes |",
         "|---|---|---|---|---|",
     ]
     for fault in MATRIX_FAULTS:
-        cells = [(t.key, observed[(fault.name, t.key)]) for t in TARGETS]
+        cells = [(key, observed[(fault.name, key)]) for key in keys]
         outcomes = _grouped([(k, o.outcome.value) for k, o in cells], names)
         carried = _grouped([(k, "yes" if o.carried else "no") for k, o in cells], names)
         partial = _grouped([(k, "yes" if o.partial else "no") for k, o in cells], names)
