@@ -377,4 +377,4 @@ def test_fetch_each_posts_a_form_for_a_source(server: ReplayServer, http: Http) 
 
 def test_registry_info_is_its_table_row() -> None:
     assert ctgov.REGISTRY.info is REGISTRY_TABLE["ctgov"]
-    assert ctgov.REGISTRY.detect_block is None
+    assert ctgov.REGISTRY.detect_block is ctgov.detect_block  # an HTML block page for JSON

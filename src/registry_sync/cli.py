@@ -509,7 +509,8 @@ def check(curated: Path | None, max_lines: int) -> None:
     metavar="PATH_PREFIX=KIND[:N]",
     help="Answer requests whose path starts with PATH_PREFIX with a fault (only the first N "
     "if given), e.g. /ctgov/api/v2/studies=503:2. KIND: 503, 429, timeout, drop, truncate, "
-    "403, 405, 404, empty, html-block. Repeatable; tried in order.",
+    "403, 405, 404, empty, html-block, malformed, oversize, redirect-login, redirect-host, "
+    "notfound-shell, other-trial (README: What each fault yields). Repeatable; tried in order.",
 )
 @_friendly_errors
 def serve_replay(replay_dir: Path, port: int, faults: tuple[str, ...]) -> None:

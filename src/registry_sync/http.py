@@ -19,6 +19,7 @@ from __future__ import annotations
 import email.utils
 import io
 import ipaddress
+import re
 import secrets
 import threading
 import time
@@ -55,6 +56,8 @@ NOT_RETRIED = (
 UNREACHABLE_AFTER = 2  # requests in a row (each after its retries) with no answer at all
 HEAD_BYTES = 64 * 1024  # what an error answer, or the head of a too-large one, keeps as evidence
 CHUNK_BYTES = 64 * 1024
+# a login form's password field: a redirect that ends on one is a block (we never log in)
+_PASSWORD_INPUT = re.compile(rb"<input[^>]+type\s*=\s*[\"']?password", re.I)
 DEFAULT_ATTEMPTS = 4  # an ad-hoc request (no registry key): the old default
 DEFAULT_MAX_BYTES = 32 * MB  # an ad-hoc request's cap
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309 asks crawlers to read at least 500 KiB
@@ -311,6 +314,8 @@ class Http:
             raise ResponseTooLargeError(message, url=exchange.url, limit=limit, exchange=exchange)
         body = sink.getvalue()
         exchange = self._record_answer(resp, request.method, registry, body, truncated=over)
+        if resp.history:
+            _raise_for_redirect(exchange, request.url, registry)
         _raise_for_status(exchange)
         return exchange
 
@@ -513,6 +518,21 @@ def _raise_for_status(exchange: Exchange) -> None:
         retry_after=retry_after,
         exchange=exchange,
     )
+
+
+def _raise_for_redirect(exchange: Exchange, asked: str, registry: str) -> None:
+    """A redirect that ends on a login form is a block (we never log in); one that ends on a
+    host neither asked nor the registry's own (the registry table's `hosts`) is not the
+    registry's answer. Both are final: asking again lands in the same place."""
+    if _PASSWORD_INPUT.search(exchange.body[:HEAD_BYTES]):
+        message = f"redirected to a login page: {exchange.url} (asked {asked})"
+        raise BlockedError(message, url=exchange.url, status=exchange.status, exchange=exchange)
+    info = REGISTRY_TABLE.get(registry)
+    landed = (urlsplit(exchange.url).hostname or "").lower()
+    if info is None or landed in {(urlsplit(asked).hostname or "").lower(), *info.hosts}:
+        return
+    message = f"redirected off {info.name}'s hosts to {exchange.url}: not its answer"
+    raise FetchError(message, url=exchange.url, status=exchange.status, exchange=exchange)
 
 
 def _status_error(status: int) -> type[FetchError] | None:

@@ -51,7 +51,7 @@ from registry_sync.model import (
     RegistryRecord,
     Unmapped,
 )
-from registry_sync.registries import _ticks
+from registry_sync.registries import _ticks, pages
 from registry_sync.registries.base import Registry
 
 KEY = "ctgov"
@@ -185,6 +185,9 @@ def _pages(
     for _ in range(MAX_PAGES):
         query = params if token is None else {**params, "pageToken": token}
         resp = http.get(url, params=query, registry=KEY)
+        blocked = detect_block(resp)
+        if blocked is not None:
+            raise BlockedError(f"{blocked}: {resp.url}", url=resp.url, exchange=resp)
         try:
             studies, token = split_page(resp.body)
         except ValueError as exc:
@@ -198,6 +201,19 @@ def _pages(
             raise FetchError(message, url=resp.url, exchange=resp)
         seen.add(token)
     raise FetchError(f"more than {MAX_PAGES} pages from {url}", url=url)
+
+
+def detect_block(exchange: Exchange) -> str | None:
+    """Why a 200 answer of the JSON API is a block page: HTML with a block marker (pure)."""
+    head = exchange.body[:HEAD_BLOCK_BYTES].lstrip()
+    if not head.startswith(b"<"):
+        return None  # JSON (or nothing): the page parser decides
+    text = head.decode("utf-8", errors="replace").casefold()
+    marker = next((m for m in pages.GENERIC_BLOCK_MARKERS if m in text), None)
+    return None if marker is None else f"an HTML block page ({marker!r} in it)"
+
+
+HEAD_BLOCK_BYTES = 16 * 1024
 
 
 def split_page(body: bytes) -> tuple[list[dict[str, Any]], str | None]:
@@ -432,5 +448,6 @@ REGISTRY = Registry(
     fetch=fetch,
     parse=parse,
     data_timestamp=data_timestamp,
+    detect_block=detect_block,
     requests_for=lambda n: -(-n // DEFAULT_BATCH_SIZE) + 1,  # batches of 500, then /version
 )

@@ -144,7 +144,9 @@ def detect_block(exchange: Exchange) -> str | None:
         return None  # real pages carry the challenge's meta token and script too
     if _CHALLENGE_SCRIPT.search(text):
         return "anti-bot challenge page (challenge script, no result table)"
-    return None
+    lowered = text.casefold()
+    marker = next((m for m in pages.GENERIC_BLOCK_MARKERS if m in lowered), None)
+    return None if marker is None else f"block page ({marker!r} in it, no result table)"
 
 
 def is_not_found(exchange: Exchange) -> bool:

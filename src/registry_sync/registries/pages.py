@@ -143,6 +143,9 @@ def _step(
             evidence.append(exc.exchange)
         return _failure(trial_id, exc, _url_of(target), hooks, evidence)
     evidence.append(exchange)
+    incomplete = _incomplete(exchange)
+    if incomplete is not None:
+        return _outcome(trial_id, *incomplete, exchange.url, hooks, evidence)
     reason = hooks.detect_block(exchange) if hooks.detect_block else None
     if reason:
         http.note_block(exchange.url, reason, registry=hooks.http_key)
@@ -151,6 +154,18 @@ def _step(
         detail = f"{REGISTRY_TABLE[hooks.http_key].name} has no {trial_id} ({exchange.url})"
         return _outcome(trial_id, Outcome.NOT_FOUND, detail, exchange.url, hooks, evidence)
     return exchange
+
+
+def _incomplete(exchange: Exchange) -> tuple[Outcome, str] | None:
+    """An answer that is not a whole page: empty (the registry failed to answer), or an HTML
+    page that opens `<html` but never closes it (cut short: what it lacks cannot be told)."""
+    if not exchange.body.strip():
+        return Outcome.REGISTRY_DOWN, f"empty answer (HTTP {exchange.status}) from {exchange.url}"
+    lowered = exchange.body.lower()
+    if b"<html" in lowered[:4096] and b"</html" not in lowered:
+        size = len(exchange.body)
+        return Outcome.PARSE_ERROR, f"a page cut short ({size} bytes, no </html>): {exchange.url}"
+    return None
 
 
 def _send(http: Http, target: Target, hooks: _Hooks) -> Exchange:

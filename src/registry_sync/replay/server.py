@@ -30,8 +30,16 @@ from registry_sync.errors import RegistrySyncError
 from registry_sync.model import Origin
 from registry_sync.registry_table import ALL_KEYS
 from registry_sync.replay import anzctr, chictr, ctgov, ctr, ictrp, irct, jrct, umin
-from registry_sync.replay.faults import FAULT_KINDS, Fault, FaultQueue, FaultRule
+from registry_sync.replay.faults import (
+    FAULT_KINDS,
+    SYNTHETIC_PAGES,
+    Fault,
+    FaultQueue,
+    FaultRule,
+    rewrite_ids,
+)
 from registry_sync.replay.routes import (
+    HTML,
     Headers,
     RegistryRoutes,
     ReplayRequest,
@@ -186,6 +194,10 @@ class ReplayServer:
         with the prefix, of `method` if given, get the fault. Faults are tried FIFO."""
         self._faults.add(FaultRule(path_prefix, fault, times, method and method.upper()))
 
+    def clear_faults(self) -> None:
+        """Forget every pending fault (the next requests get their normal answers)."""
+        self._faults.clear()
+
     def take_fault(self, target: str, method: str = "GET") -> Fault | None:
         """The first pending fault for this request target, counted down (FIFO)."""
         return self._faults.take(method, target)
@@ -197,6 +209,9 @@ class ReplayServer:
 
     def route(self, request: ReplayRequest) -> Reply:
         """The normal answer: the registry whose base path the request is under, else 404."""
+        synthetic = SYNTHETIC_PAGES.get(request.path)
+        if synthetic is not None:  # the targets of the redirect faults
+            return Reply(200, synthetic, HTML)
         for routes in self.routes:
             rest = _below(request.path, routes.base_path)
             if rest is not None:
@@ -205,6 +220,30 @@ class ReplayServer:
         if key is not None:
             return text_reply(404, f"the replay set has no routes for {key}")
         return text_reply(404, f"not in the replay server's routes: {request.path}")
+
+    def ids_under(self, path: str) -> tuple[set[str], set[str]]:
+        """The IDs to rewrite for a request under `path` (every key of its registry's store),
+        and every key of the set (which a rewritten ID must not become)."""
+        taken = {k for store in self.stores.values() for sp in store.spaces.values() for k in sp}
+        routes = next((r for r in self.routes if _below(path, r.base_path) is not None), None)
+        if routes is None:
+            return set(), taken
+        store = self.stores[routes.key]
+        return {k for sp in store.spaces.values() for k in sp}, taken
+
+    def absent_request(self, request: ReplayRequest) -> ReplayRequest:
+        """The request with its trial's ID(s) rewritten to ones the set lacks (notfound-shell)."""
+        ids, taken = self.ids_under(request.path)
+
+        def swap(text: str) -> str:
+            return rewrite_ids(text.encode(), ids, taken).decode()
+
+        return dataclasses.replace(
+            request,
+            path=swap(request.path),
+            query={k: swap(v) for k, v in request.query.items()},
+            body=rewrite_ids(request.body, ids, taken),
+        )
 
     def _dispatch(self, routes: RegistryRoutes, request: ReplayRequest) -> Reply:
         for route in routes.routes:
@@ -278,6 +317,8 @@ class _ReplayHandler(BaseHTTPRequestHandler):
         request = self._request(method, body)
         replay.requests.append(_recorded(request))
         fault = replay.take_fault(self.path, method)
+        if fault is not None and fault.rewrite == "absent":
+            request = replay.absent_request(request)
         reply = replay.route(request)
         if fault is None:
             self._send(reply)
@@ -309,7 +350,17 @@ class _ReplayHandler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        body = reply.body if fault.body is None else fault.body
+        replay = cast(_HTTPServer, self.server).replay
+        if fault.redirect is not None:
+            host = replay.host
+            if fault.other_host:
+                host = "localhost" if host != "localhost" else "127.0.0.1"
+            where = f"http://{host}:{replay.port}{fault.redirect}"
+            self._send(text_reply(fault.status, f"moved to {where}"), {"Location": where})
+            return
+        body = fault.shape(reply.body if fault.body is None else fault.body)
+        if fault.rewrite == "other":
+            body = rewrite_ids(body, *replay.ids_under(urlsplit(self.path).path))
         limit = fault.limit(len(body))
         if limit is not None:
             self.close_connection = True
