@@ -155,7 +155,9 @@ def clean_leftovers(store: Path, reports_dir: Path) -> tuple[Path, ...]:
 
 def restore_reports(store: Path, reports_dir: Path) -> tuple[Path, ...]:
     """Render again the reports of every snapshot a pointer names when any file is missing,
-    the way its run did (with what changed since the run it carried from)."""
+    the way its run did (with what changed since the run it carried from). A snapshot that no
+    longer renders (say, of a schema this version cannot read) is skipped: a run must not fail
+    over an old report, and `report` shows the error when asked for it."""
     if not store.is_dir():
         return ()
     targets = {
@@ -168,21 +170,29 @@ def restore_reports(store: Path, reports_dir: Path) -> tuple[Path, ...]:
     for target in sorted(targets):
         if all(p.exists() for p in snapshot.report_paths(reports_dir, target).values()):
             continue
-        carried = snapshot.read_meta(target).get("carried_from")
-        previous = store / str(carried) if carried else None
-        paths, _ = report.write_reports(
-            target, reports_dir, None, previous if previous and previous.is_file() else None
-        )
-        written += paths.values()
+        try:
+            written += _render_again(store, reports_dir, target)
+        except Exception:  # see the docstring: never fail a run over an old report
+            continue
     return tuple(written)
 
 
+def _render_again(store: Path, reports_dir: Path, target: Path) -> list[Path]:
+    carried = snapshot.read_meta(target).get("carried_from")
+    previous = store / str(carried) if carried else None
+    paths, _ = report.write_reports(
+        target, reports_dir, None, previous if previous and previous.is_file() else None
+    )
+    return list(paths.values())
+
+
 def restore_reports_if_free(data_dir: Path, store: Path, reports_dir: Path) -> tuple[Path, ...]:
-    """`restore_reports` when the lock can be taken at once; nothing when a run holds it."""
+    """`restore_reports` when the lock can be taken at once; nothing when a run holds it or
+    the data directory cannot be written (a store only read)."""
     try:
         with hold(data_dir, wait=0):
             return restore_reports(store, reports_dir)
-    except RunLockHeld:
+    except (RunLockHeld, OSError):
         return ()
 
 
