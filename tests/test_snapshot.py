@@ -322,3 +322,12 @@ def test_killed_writer_leaves_no_snapshot_and_latest_untouched(tmp_path: Path) -
     assert [p.name for p in snapshot.leftover_temp_files(tmp_path)] == [
         ".20261126T030000Z-0002.sqlite.tmp"
     ]
+
+
+def test_a_pointer_that_is_not_ours_names_nothing(tmp_path: Path) -> None:
+    """A copied store can hold `latest.sqlite` as a file, and a pointer can be garbage: neither
+    is read as a snapshot name (nor crashes the run that restores reports)."""
+    (tmp_path / "latest").write_bytes(b"SQLite format 3\x00\xf8\xff")
+    (tmp_path / "latest-live").write_text("../../etc/passwd\n", encoding="utf-8")
+    assert snapshot.latest_snapshot(tmp_path) is None
+    assert snapshot.latest_snapshot(tmp_path, "latest-live") is None

@@ -199,6 +199,8 @@ def run(
             "hint: no registry answered (no network?); the offline demo replays recorded "
             "payloads: registry-sync run --replay data/replay"
         )
+    if result.cleaned:
+        click.echo(_cleaned_line(result.cleaned))
     click.echo(f"snapshot: {result.snapshot_path}")
     click.echo(f"report: {result.report_paths['md']}")
     click.echo(f"html report: {result.report_paths['html']}")
@@ -218,21 +220,41 @@ def _parse_base_urls(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _cleaned_line(paths: tuple[Path, ...]) -> str:
+    return f"cleaned {len(paths)} file(s) left by killed runs: " + ", ".join(p.name for p in paths)
+
+
 @main.command()
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.option(
+    "--clean", is_flag=True, help="Remove what killed runs left now (unless a run is going)."
+)
 @_friendly_errors
-def snapshots(data_dir: Path | None, as_json: bool) -> None:
+def snapshots(data_dir: Path | None, as_json: bool, clean: bool) -> None:
     """List the snapshots, oldest first; `*` marks latest, `rejected` the gate's rejects."""
+    from registry_sync import runlock
+
     settings = _settings(data_dir, None)
     store = settings.snapshots_dir
+    if clean and store.exists():
+        with runlock.hold(settings.data_dir, wait=0):
+            cleaned = runlock.clean_leftovers(store, settings.reports_dir)
+        if cleaned:
+            click.echo(_cleaned_line(cleaned), err=True)
     latest = snapshot.latest_snapshot(store)
     infos = snapshot.list_snapshots(store) if store.exists() else []
-    leftovers = snapshot.leftover_temp_files(store) if store.exists() else []
+    leftovers = snapshot.leftover_temp_files(store, settings.reports_dir) if store.exists() else []
     if leftovers:
+        holder = runlock.held_by(settings.data_dir)
         click.echo(
-            f"{len(leftovers)} temp file(s) of killed runs (not snapshots; safe to "
-            f"delete): " + ", ".join(p.name for p in leftovers),
+            f"{len(leftovers)} file(s) left by killed runs (not snapshots): "
+            + ", ".join(p.name for p in leftovers)
+            + (
+                f"; a run is going ({holder.describe()}): some may be its own"
+                if holder is not None
+                else "; the next run removes them (or `snapshots --clean` now)"
+            ),
             err=True,
         )
     if not infos:
@@ -286,12 +308,23 @@ def report(
         snapshot_path = snapshot.latest_snapshot(store)
         if snapshot_path is None:
             raise RegistrySyncError(f"no snapshot in {store} yet: run `registry-sync run` first")
+        _restore_reports(_settings(data_dir, None))
     text = report_mod.render(report_mod.load_content(snapshot_path), fmt)
     if output is None:
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
+
+
+def _restore_reports(settings: Settings) -> None:
+    """The latest snapshot's report files, rendered again when a killed run left them missing."""
+    from registry_sync import runlock
+
+    store, reports_dir = settings.snapshots_dir, settings.reports_dir
+    written = runlock.restore_reports_if_free(settings.data_dir, store, reports_dir)
+    if written:
+        click.echo("regenerated missing reports: " + ", ".join(str(p) for p in written), err=True)
 
 
 @main.command("diff")

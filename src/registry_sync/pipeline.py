@@ -44,6 +44,7 @@ from registry_sync import (
     politeness,
     quarantine,
     report,
+    runlock,
     snapshot,
     validate,
     verdict,
@@ -99,6 +100,7 @@ class RunResult:
     timing: dict[str, Any] = field(default_factory=dict)
     decisions: dict[str, Any] = field(default_factory=dict)  # as in the snapshot's _meta
     notices: tuple[str, ...] = ()  # one line each: a registry's changed pages, quarantined records
+    cleaned: tuple[Path, ...] = ()  # what killed runs left, removed before this run began
 
     @property
     def exit_code(self) -> int:
@@ -178,15 +180,19 @@ def run_pipeline(
     """Run once, end to end. Per-trial problems never stop the run; they become outcomes.
 
     `on_progress(name, done, total)` hears of each registry's fetch: `0/total` when it starts,
-    `total/total` when its answers are in (see `fetch_jobs`)."""
-    with _endpoints(settings, request) as endpoints:
-        own_http = http is None
-        http = http or Http(endpoints.settings.http)
-        try:
-            return _run(endpoints, request, steps, http, on_progress)
-        finally:
-            if own_http:
-                http.close()
+    `total/total` when its answers are in (see `fetch_jobs`). Holds the data directory's run
+    lock throughout, and first cleans up after killed runs (see `runlock.py`)."""
+    with runlock.hold(settings.data_dir, wait=settings.lock_wait):
+        recovered = runlock.recover(settings.snapshots_dir, settings.reports_dir)
+        with _endpoints(settings, request) as endpoints:
+            own_http = http is None
+            http = http or Http(endpoints.settings.http)
+            try:
+                result = _run(endpoints, request, steps, http, on_progress)
+            finally:
+                if own_http:
+                    http.close()
+    return replace(result, cleaned=recovered.cleaned)
 
 
 @contextlib.contextmanager
@@ -259,6 +265,7 @@ def _run(
         "ictrp_asked": len(copies.states),
     }
     fetched.merge(copies)
+    snapshot.pause_for_test("fetch")
     for ex in list(http.exchanges):  # requests no outcome pointed at (retries, robots)
         if ex.request_id not in fetched.exchanges:
             fetched.exchanges[ex.request_id] = collect.redact_exchange(ex, _redactor(ex.registry))
@@ -286,6 +293,7 @@ def _run(
         frames.records_frame(states.values()), settings.expectations_dir, started.date()
     )
     records_report = validate.with_set_checks(records_report, set_checks)
+    snapshot.pause_for_test("gate")
     outcomes = dict(Counter(s.outcome.value for s in states.values()))
     kinds = dict(Counter(f.kind for f in findings))
     partial = any(s.outcome is not Outcome.OK for s in states.values())

@@ -87,10 +87,11 @@ def write_reports(
     if previous is not None:
         changes = diff.diff_snapshots(diff.load_rows(previous), _rows(content))
         markdown = markdown.rstrip() + "\n\n" + "\n".join(diff.render_diff_markdown(changes, "##"))
-    paths = {fmt: reports_dir / f"{stem}.{fmt}" for fmt in ("md", "json", "html")}
-    paths["md"].write_text(markdown, encoding="utf-8")
-    paths["json"].write_text(render_json(content), encoding="utf-8")
-    paths["html"].write_text(report_html.render_html(content), encoding="utf-8")
+    paths = {fmt: reports_dir / f"{stem}.{fmt}" for fmt in snapshot.REPORT_FORMATS}
+    # each file whole or not at all (a temp file renamed), so a killed run leaves no half report
+    snapshot.write_text_atomic(paths["md"], markdown, pause="report")
+    snapshot.write_text_atomic(paths["json"], render_json(content))
+    snapshot.write_text_atomic(paths["html"], report_html.render_html(content))
     return paths, markdown
 
 

@@ -44,6 +44,7 @@ class Settings:
     expectations_dir: Path = Path("expectations")
     fetch_workers: int | None = None  # registries fetched at once; None = all side by side
     history: bool = False  # read ClinicalTrials.gov version history for the verdicts (slow)
+    lock_wait: float = 10.0  # seconds a run waits for another run on the same data dir
 
     @property
     def snapshots_dir(self) -> Path:
@@ -82,6 +83,8 @@ class Settings:
             kwargs["fetch_workers"] = max(1, int(env["REGISTRY_SYNC_FETCH_WORKERS"]))
         if env.get("REGISTRY_SYNC_HISTORY", "").strip().lower() in {"1", "true", "yes", "on"}:
             kwargs["history"] = True
+        if env.get("REGISTRY_SYNC_LOCK_WAIT"):
+            kwargs["lock_wait"] = max(0.0, float(env["REGISTRY_SYNC_LOCK_WAIT"]))
         if env.get("REGISTRY_SYNC_EXPECTATIONS_DIR"):
             kwargs["expectations_dir"] = Path(env["REGISTRY_SYNC_EXPECTATIONS_DIR"])
         http_kwargs: dict[str, object] = {}

@@ -12,15 +12,23 @@ Reading needs only `sqlite3`: importing this module loads neither pandas nor req
 
 Pointers: `latest` names the newest accepted snapshot of any mode; `latest-<carry key>` the
 newest of one kind of run (`live`, `replay`, `custom-<hash of base URLs>`), which is what a
-later run of the same kind carries stale values forward from.
+later run of the same kind carries stale values forward from. Every file the store and the
+reports hold is written through a temp file of a unique name (`.<name>.<pid>-<random>.tmp`),
+fsynced and renamed, so two writers never trip on each other's temp file and a reader sees the
+old file or the new one, never half of one. A run killed mid-write leaves only hidden `.tmp`
+files (and, rarely, the reports of a snapshot that was never published): `leftover_temp_files`
+names them and the next run (holding the run lock, see `runlock.py`) removes them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sqlite3
+import sys
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +44,9 @@ LATEST_POINTER = "latest"
 REJECTED_DIR = "rejected"
 SUFFIX = ".sqlite"
 BATCH = 2000  # rows per INSERT; sqlite-utils caps it by SQLite's variable limit
+REPORT_FORMATS = ("md", "json", "html")  # the files a run writes per snapshot in reports/
+PAUSE_ENV = "REGISTRY_SYNC_TEST_PAUSE_AT"  # test-only: see `pause_for_test`
+_RUN_ID = re.compile(r"^\.(\d{8}T\d{6}Z-[0-9a-f]+)\.sqlite\.tmp$")
 
 
 @dataclass(frozen=True)
@@ -94,19 +105,22 @@ def write_snapshot(
     tmp.unlink(missing_ok=True)
     try:
         _build(tmp, data, accepted)
+        pause_for_test("snapshot")
         if before_publish is not None:
             before_publish(tmp)
         _stamp_finished(tmp)
+        if not accepted:  # beside the rejected file, for a human to read without SQLite
+            report = folder / f"{data.run_id}.validation.json"
+            write_text_atomic(report, json.dumps(data.validation, indent=2, default=str) + "\n")
         _fsync(tmp)
+        tmp.chmod(0o444)  # read-only before it is visible: never a writable snapshot
         os.replace(tmp, final)
+        _fsync_dir(folder)
     finally:
         tmp.unlink(missing_ok=True)
-    final.chmod(0o444)
     if accepted:
+        pause_for_test("published")
         _write_pointers(store, final, carry_key(data.meta))
-    else:  # beside the rejected file, for a human to read without opening SQLite
-        report = folder / f"{data.run_id}.validation.json"
-        report.write_text(json.dumps(data.validation, indent=2, default=str) + "\n", "utf-8")
     return final
 
 
@@ -208,24 +222,81 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (a power cut after it cannot bring the old name back)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_name(path: Path) -> Path:
+    """A temp file beside `path` that no other writer uses: `.<name>.<pid>-<random>.tmp`."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def write_text_atomic(path: Path, text: str, *, pause: str | None = None) -> None:
+    """Write `text` to `path` so that a reader (or a kill) sees the old file or the whole new
+    one: a uniquely named temp file beside it, fsynced, then renamed over it. `pause` names the
+    step for `pause_for_test`, between the temp file and the rename."""
+    tmp = temp_name(path)
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if pause is not None:
+            pause_for_test(pause)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
 def _write_pointers(store: Path, target: Path, key: str) -> None:
-    """`latest` and `latest-<carry key>` (text files naming the snapshot) and `latest.sqlite` (a
-    relative symlink, for tools such as Datasette), each replaced atomically."""
-    for name in (LATEST_POINTER, f"{LATEST_POINTER}-{key}"):
-        tmp = store / f".{name}.{secrets.token_hex(4)}.tmp"
-        tmp.write_text(target.name + "\n", encoding="utf-8")
-        os.replace(tmp, store / name)
-    link = store / f".{LATEST_POINTER}{SUFFIX}.{secrets.token_hex(4)}.tmp"
-    link.symlink_to(target.name)
-    os.replace(link, store / f"{LATEST_POINTER}{SUFFIX}")
+    """`latest-<carry key>` and `latest` (text files naming the snapshot) and `latest.sqlite` (a
+    relative symlink, for tools such as Datasette), each replaced atomically through a temp file
+    of its own name, so concurrent updaters never fail and every pointer names a whole
+    snapshot. The carry pointer moves first: a kill between the two leaves `latest` one run
+    behind, never ahead of what the next run of that kind carries from."""
+    for name in (f"{LATEST_POINTER}-{key}", LATEST_POINTER):
+        write_text_atomic(store / name, target.name + "\n", pause=f"pointer-{name}")
+    link = temp_name(store / f"{LATEST_POINTER}{SUFFIX}")
+    try:
+        link.symlink_to(target.name)
+        os.replace(link, store / f"{LATEST_POINTER}{SUFFIX}")
+    finally:
+        link.unlink(missing_ok=True)
+    _fsync_dir(store)
+
+
+def pause_for_test(step: str) -> None:
+    """Test-only hook for the crash test: when `REGISTRY_SYNC_TEST_PAUSE_AT` names `step` (or
+    `step:seconds`), say so on standard error and sleep (60 s by default) so a test can kill
+    the process in a window too short to hit by timing. Never set in production; read here,
+    at the step, not at import time. Steps: fetch, gate, snapshot, report, published,
+    pointer-latest-<carry key>, pointer-latest."""
+    wanted = os.environ.get(PAUSE_ENV)
+    if not wanted:
+        return
+    name, _, seconds = wanted.partition(":")
+    if name != step:
+        return
+    print(f"registry-sync: paused at {step} (pid {os.getpid()})", file=sys.stderr, flush=True)
+    time.sleep(float(seconds or 60))
 
 
 def latest_snapshot(store: Path, pointer_name: str = LATEST_POINTER) -> Path | None:
     pointer = store / pointer_name
     if not pointer.exists():
         return None
-    target = store / pointer.read_text(encoding="utf-8").strip()
-    return target if target.exists() else None
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):  # not a pointer we wrote: names nothing
+        return None
+    target = store / name
+    return target if name and "/" not in name and target.is_file() else None
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -283,10 +354,26 @@ def list_snapshots(store: Path, *, include_rejected: bool = True) -> list[Snapsh
     return sorted(infos, key=lambda i: (i.started_at, i.run_id))
 
 
-def leftover_temp_files(store: Path) -> list[Path]:
-    """Temp files of runs killed mid-write: never snapshots, safe to delete."""
-    found = [*store.glob(f".*{SUFFIX}.tmp"), *(store / REJECTED_DIR).glob(f".*{SUFFIX}.tmp")]
-    return sorted(found)
+def leftover_temp_files(store: Path, reports_dir: Path | None = None) -> list[Path]:
+    """What runs killed mid-write left: temp files of snapshots, pointers and reports (never
+    snapshots), and the report files of a snapshot that was never published (its temp file is
+    left and no snapshot of its run id exists). Safe to delete when no run is writing (the run
+    lock says; see `runlock.clean_leftovers`)."""
+    folders = [store, store / REJECTED_DIR]
+    found = [p for folder in folders for p in folder.glob(".*.tmp") if not p.is_dir()]
+    if reports_dir is not None:
+        found += [p for p in reports_dir.glob(".*.tmp") if not p.is_dir()]
+        for run_id in {m.group(1) for p in found if (m := _RUN_ID.match(p.name))}:
+            if any((folder / f"{run_id}{SUFFIX}").exists() for folder in folders):
+                continue
+            found += [reports_dir / f"{run_id}.{fmt}" for fmt in REPORT_FORMATS]
+            found.append(store / REJECTED_DIR / f"{run_id}.validation.json")
+    return sorted(p for p in found if p.is_symlink() or p.exists())
+
+
+def report_paths(reports_dir: Path, snapshot_path: Path) -> dict[str, Path]:
+    """Where a run writes the reports of the snapshot at `snapshot_path`."""
+    return {fmt: reports_dir / f"{snapshot_path.stem}.{fmt}" for fmt in REPORT_FORMATS}
 
 
 def latest_of_mode(store: Path, key: str) -> Path | None:
