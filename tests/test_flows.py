@@ -47,7 +47,7 @@ def test_nightly_flow_equals_cli_pipeline(harness: None, env: None, tmp_path: Pa
     )
     assert out["outcomes"] == direct.outcomes
     assert out["findings"] == direct.findings
-    assert out["partial"] is True and Path(out["snapshot"]).exists()
+    assert out["partial"] is False and Path(out["snapshot"]).exists()
     assert Path(out["report"]).read_text(encoding="utf-8").count(
         "\n- Table"
     ) == direct.report_markdown.count("\n- Table")

@@ -87,10 +87,11 @@ def test_jrct_pages_with_a_renamed_label_are_one_layout_line(tmp_path: Path) -> 
     change = meta["jrct"]
     assert (change["failed"], change["of"], change["first_trial"]) == (3, 3, "jRCT2033200431")
     (request_id,) = change["evidence"]["request_ids"]
-    # the evidence is kept: the request and the changed page as served
+    # the evidence is kept: the request and the changed page (as stored: contacts redacted,
+    # the request keeping the sha256 of what was served)
     (body,) = rows_of(
         second.snapshot_path,
-        "select p.body from requests r join payloads p on p.sha256 = r.body_sha256 "
+        "select p.body from requests r join payloads p on p.request_id = r.request_id "
         f"where r.request_id = '{request_id}'",
     )[0]
     assert RENAMED_LABEL.encode() in body and ID_LABEL.encode() not in body

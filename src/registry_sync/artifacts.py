@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from registry_sync.escape import md, md_code, md_link, text
 from registry_sync.report import ReportContent
 
 SUMMARY_KEY = "registry-sync-summary"  # Prefect keys: lowercase letters, digits and dashes
@@ -33,8 +34,8 @@ def finding_rows(content: ReportContent) -> list[dict[str, Any]]:
     rows = []
     for f in content.findings:
         curated = content.curated.get(f["line"], {})
-        row = {c: f.get(c) for c in FINDING_COLUMNS}
-        row["row"] = curated.get("row")
+        row = {c: _cell(f.get(c)) for c in FINDING_COLUMNS}
+        row["row"] = _cell(curated.get("row"))
         rows.append(row)
     return rows
 
@@ -50,7 +51,7 @@ def summary_markdown(content: ReportContent, report_paths: Mapping[str, Path | s
     severities = Counter(str(f["severity"]) for f in content.findings)
     kinds = Counter(str(f["kind"]) for f in content.findings)
     lines = [
-        f"# {review}: run {meta.get('run_id', '?')} ({meta.get('mode', '?')})",
+        f"# {md(review)}: run {md(meta.get('run_id', '?'))} ({md(meta.get('mode', '?'))})",
         "",
         f"**{state}**, {gate}. {len(content.curated)} rows of the review, "
         f"{len(content.outcomes)} trial IDs.",
@@ -61,14 +62,14 @@ def summary_markdown(content: ReportContent, report_paths: Mapping[str, Path | s
     ]
     for fmt, name in (("html", "HTML report"), ("md", "Markdown report"), ("json", "JSON")):
         if report_paths.get(fmt):
-            lines.append(f"- {name}: `{report_paths[fmt]}`")
+            lines.append(f"- {name}: {md_code(report_paths[fmt])}")
     lines += ["", "## What to fix in the review", ""]
     lines += _fix_lines(content)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _counts(counter: Counter[str]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"
+    return ", ".join(f"{md(k)} {v}" for k, v in sorted(counter.items())) or "none"
 
 
 def _fix_lines(content: ReportContent) -> list[str]:
@@ -84,20 +85,23 @@ def _fix_lines(content: ReportContent) -> list[str]:
     for f in todo[:MAX_FIX_LINES]:
         if f["table"] != current:
             current = f["table"]
-            out += ([""] if out else []) + [f"### Table {current}", ""]
+            out += ([""] if out else []) + [f"### Table {md(current)}", ""]
         curated = content.curated.get(f["line"], {})
-        where = f"row {curated['row']}" if curated.get("row") else f"CSV line {f['line']}"
-        link = f" <{f['evidence_url']}>" if f.get("evidence_url") else ""
+        where = f"row {md(curated['row'])}" if curated.get("row") else f"CSV line {f['line']}"
+        link = f" {md_link(f['evidence_url'])}" if f.get("evidence_url") else ""
         out.append(
-            f"- {where}, {_plain(curated.get('product', '?'))} ({_plain(f['trial_id'])}): "
-            f"**{f['severity']}** `{f['kind']}`: {_plain(f['message'])}{link}"
+            f"- {where}, {md(curated.get('product', '?'))} ({md(f['trial_id'])}): "
+            f"**{md(f['severity'])}** {md_code(f['kind'])}: {md(f['message'])}{link}"
         )
     if len(todo) > MAX_FIX_LINES:
         out += ["", f"… and {len(todo) - MAX_FIX_LINES} more: see the findings table."]
     return out
 
 
-def _plain(value: object) -> str:
-    """A registry or review string as one line of text in markdown (no HTML, no line breaks)."""
-    text = " ".join(str(value).split())
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+def _cell(value: object) -> object:
+    """A table artifact cell: text without control characters or escape sequences. The
+    Prefect UI shows table cells as text, not Markdown or HTML, so the text is kept as it
+    reads (escaping it would show `&lt;` to the reader); numbers stay numbers."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    return text(value)

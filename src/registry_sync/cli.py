@@ -1,7 +1,9 @@
 """`registry-sync`: a thin Click shell over the library. Messages, not tracebacks (unless --debug).
 
-Exit codes: 0 complete; 1 partial (some trials could not be checked); 2 usage error;
-3 quality gate failed (records rejected, or the review's table broke its suite); 4 other error.
+Exit codes: 0 complete; 1 partial (a registry could not be checked: down, blocked, or an answer
+not understood; see `coverage`); 2 usage error; 3 quality gate failed (records rejected, or the
+review's table broke its suite); 4 other error. A finding about the review (a malformed ID) is
+not partial. A reader that stops reading (`| head`) is not an error: the command stops quietly.
 """
 
 from __future__ import annotations
@@ -9,20 +11,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from registry_sync import report as report_mod
 from registry_sync import snapshot
 from registry_sync.errors import RegistrySyncError, ValidationFailed
+from registry_sync.escape import console
 from registry_sync.registry_table import ALL_KEYS, TRIAL_REGISTRIES
 from registry_sync.settings import Settings
 
-EXIT_PARTIAL, EXIT_GATE, EXIT_ERROR = 1, 3, 4
+if TYPE_CHECKING:
+    from registry_sync.pipeline import RunResult
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_GATE, EXIT_ERROR = 0, 1, 2, 3, 4
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,13 +43,37 @@ def _friendly_errors(fn: F) -> F:
         ctx = click.get_current_context()
         try:
             return fn(*args, **kwargs)
-        except (RegistrySyncError, ValueError, OSError) as exc:
+        except BrokenPipeError:  # the reader stopped reading (`| head`): not an error
+            _quiet_stdout()
+            ctx.exit(EXIT_OK)
+        except click.ClickException:  # usage errors: Click prints them and exits 2
+            raise
+        except (RegistrySyncError, ValueError, OSError, sqlite3.Error) as exc:
             if ctx.find_root().params.get("debug"):
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {console(exc)}", err=True)
             ctx.exit(EXIT_GATE if isinstance(exc, ValidationFailed) else EXIT_ERROR)
+        except Exception as exc:  # a bug: still one line, the traceback behind --debug
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(
+                f"Error: unexpected {type(exc).__name__}: {console(exc)} "
+                "(run with --debug for the traceback, and please report it)",
+                err=True,
+            )
+            ctx.exit(EXIT_ERROR)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null so that the interpreter's last flush into the
+    closed pipe does not print 'Exception ignored ... BrokenPipeError' on the way out."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test runner's capture)
+        pass
 
 
 def _settings(data_dir: Path | None, curated: Path | None) -> Settings:
@@ -166,9 +198,20 @@ def run(
             result = run_pipeline(settings, request, on_progress=bars)
     else:
         result = run_pipeline(settings, request)
+    try:
+        _run_summary(result)
+    except BrokenPipeError:  # the reader stopped reading; the run's code still counts
+        _quiet_stdout()
+    sys.exit(result.exit_code)
+
+
+def _run_summary(result: RunResult) -> None:
+    """What a run did, a line each; `partial:` names each registry not checked, and why."""
     click.echo(
         f"run {result.run_id} ({result.mode}): {'PARTIAL' if result.partial else 'complete'}"
     )
+    if result.partial:
+        click.echo(f"partial: {console(result.partial_because)}")
     click.echo("trials: " + ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())))
     click.echo(
         "findings: " + (", ".join(f"{k} {v}" for k, v in sorted(result.findings.items())) or "none")
@@ -204,7 +247,6 @@ def run(
     click.echo(f"snapshot: {result.snapshot_path}")
     click.echo(f"report: {result.report_paths['md']}")
     click.echo(f"html report: {result.report_paths['html']}")
-    sys.exit(result.exit_code)
 
 
 def _parse_base_urls(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -243,7 +285,8 @@ def snapshots(data_dir: Path | None, as_json: bool, clean: bool) -> None:
         if cleaned:
             click.echo(_cleaned_line(cleaned), err=True)
     latest = snapshot.latest_snapshot(store)
-    infos = snapshot.list_snapshots(store) if store.exists() else []
+    unreadable: list[tuple[Path, str]] = []
+    infos = snapshot.list_snapshots(store, unreadable=unreadable) if store.exists() else []
     leftovers = snapshot.leftover_temp_files(store, settings.reports_dir) if store.exists() else []
     if leftovers:
         holder = runlock.held_by(settings.data_dir)
@@ -257,8 +300,14 @@ def snapshots(data_dir: Path | None, as_json: bool, clean: bool) -> None:
             ),
             err=True,
         )
+    for path, why in unreadable:  # listed, never fatal: the others are still shown
+        if as_json:
+            click.echo(json.dumps({"path": str(path), "unreadable": console(why)}))
+        else:
+            why = why.removeprefix(f"{path}: ")
+            click.echo(f"! {path}: unreadable, not listed ({console(why)})")
     if not infos:
-        click.echo(f"no snapshots in {store}")
+        click.echo(f"no {'readable ' if unreadable else ''}snapshots in {store}")
         return
     for i in infos:
         if as_json:
@@ -399,10 +448,10 @@ def accept(
     had = key in decisions.load_decisions(where).by_key()
     written = decisions.write_decision(where, made)
     click.echo(
-        f"{'replaced' if had else 'added'}: {made.key} at registry value '{made.registry_value}', "
-        f"accepted on {made.decided_on}"
-        + (f" by {made.decided_by}" if made.decided_by else "")
-        + f": {made.reason}"
+        f"{'replaced' if had else 'added'}: {console(made.key)} at registry value "
+        f"'{console(made.registry_value)}', accepted on {made.decided_on}"
+        + (f" by {console(made.decided_by)}" if made.decided_by else "")
+        + f": {console(made.reason)}"
     )
     click.echo(f"wrote {where} ({len(written.rows)} decision(s)); the next run shows it accepted")
 
@@ -415,7 +464,8 @@ def _list_decisions(where: Path, rows: Any) -> None:
     click.echo(f"{where}: {len(listed)} decision(s); against run {rows.run_id}:")
     for d in listed:
         click.echo(
-            f"  {d.key} ({d.decided_on}): {d.reason} -> {decisions.status(d, rows.findings)}"
+            f"  {console(d.key)} ({console(d.decided_on)}): {console(d.reason)} -> "
+            f"{console(decisions.status(d, rows.findings))}"
         )
 
 

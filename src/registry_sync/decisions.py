@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from registry_sync.errors import CuratedTableError
+from registry_sync.escape import csv_cell, csv_cell_read
 from registry_sync.model import Finding
 from registry_sync.snapshot_schema import finding_key
 
@@ -241,7 +242,7 @@ def _parse_row(path: Path, line: int, cells: list[str], columns: Mapping[str, in
         raise DecisionsError(
             str(path), f"the row has {len(cells)} cells, the header has {len(columns)}", line=line
         )
-    value = {name: cells[i].strip() for name, i in columns.items()}
+    value = {name: csv_cell_read(cells[i].strip()) for name, i in columns.items()}
     for name in REQUIRED:
         if not value[name]:
             raise DecisionsError(str(path), "empty cell; it is required", line=line, column=name)
@@ -299,7 +300,8 @@ def write_decision(path: Path, decision: Decision) -> Decisions:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     for d in rows:
-        writer.writerow([d.key, d.registry_value, d.reason, d.decided_on, d.decided_by])
+        cells = (d.key, d.registry_value, d.reason, d.decided_on, d.decided_by)
+        writer.writerow([csv_cell(c) for c in cells])  # a reason `=…` is no formula
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:

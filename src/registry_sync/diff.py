@@ -17,6 +17,7 @@ from typing import Any
 
 from registry_sync import snapshot
 from registry_sync.errors import SnapshotError
+from registry_sync.escape import md, md_code
 
 WATCHED = ("status", "phases", "start", "primary_completion", "completion", "lead_sponsor")
 
@@ -105,7 +106,7 @@ def diff_snapshots(old: SnapshotRows, new: SnapshotRows) -> Diff:
 
 
 def render_diff_markdown(d: Diff, heading: str = "#") -> list[str]:
-    lines = [f"{heading} Changes since run `{d.old_run}`", ""]
+    lines = [f"{heading} Changes since run {md_code(d.old_run)}", ""]
     if d.empty:
         return [*lines, "Nothing changed.", ""]
     lines += _changes("Registry values that changed", d.changes)
@@ -134,7 +135,10 @@ def _changes(title: str, changes: Sequence[Change]) -> list[str]:
     if not changes:
         return []
     lines = [f"**{title}** ({len(changes)}):", ""]
-    lines += [f"- {c.trial_id} {c.field}: {_shown(c.old)} → {_shown(c.new)}" for c in changes]
+    lines += [
+        f"- {md(c.trial_id)} {md(c.field)}: {md(_shown(c.old))} → {md(_shown(c.new))}"
+        for c in changes
+    ]
     return [*lines, ""]
 
 
@@ -143,8 +147,13 @@ def _findings(title: str, findings: Sequence[Mapping[str, Any]]) -> list[str]:
         return []
     lines = [f"**{title}** ({len(findings)}):", ""]
     lines += [
-        f"- Table {f['table']}, {f['trial_id']}: {f['kind']} ({f['severity']}): {f['message']}"
-        + (f" (accepted on {f['accepted_on']}: {f['accepted_reason']})" if _accepted(f) else "")
+        f"- Table {md(f['table'])}, {md(f['trial_id'])}: {md(f['kind'])} ({md(f['severity'])}): "
+        f"{md(f['message'])}"
+        + (
+            f" (accepted on {md(f['accepted_on'])}: {md(f['accepted_reason'])})"
+            if _accepted(f)
+            else ""
+        )
         for f in findings
     ]
     return [*lines, ""]

@@ -36,6 +36,7 @@ from typing import Any
 from registry_sync import (
     __version__,
     collect,
+    coverage,
     decisions,
     fallback,
     frames,
@@ -101,6 +102,7 @@ class RunResult:
     decisions: dict[str, Any] = field(default_factory=dict)  # as in the snapshot's _meta
     notices: tuple[str, ...] = ()  # one line each: a registry's changed pages, quarantined records
     cleaned: tuple[Path, ...] = ()  # what killed runs left, removed before this run began
+    partial_because: str = ""  # which registries could not be checked, and why (one line)
 
     @property
     def exit_code(self) -> int:
@@ -296,7 +298,7 @@ def _run(
     snapshot.pause_for_test("gate")
     outcomes = dict(Counter(s.outcome.value for s in states.values()))
     kinds = dict(Counter(f.kind for f in findings))
-    partial = any(s.outcome is not Outcome.OK for s in states.values())
+    partial = coverage.is_partial(states.values())  # a registry not checked; not a review finding
     meta = {
         "started_at": started.isoformat(),
         "mode": mode,
@@ -312,6 +314,7 @@ def _run(
         "timing": timing,
         "notes": fetched.notes,
         "partial": partial,
+        "partial_because": coverage.partial_because(states.values()),
         "counts": {
             "rows": len(rows),
             "trials": len(states),
@@ -357,6 +360,7 @@ def _run(
         snapshot_path=path,
         accepted=records_report.success,
         partial=partial,
+        partial_because=meta["partial_because"],
         outcomes=outcomes,
         findings=kinds,
         report_paths=rendered["paths"],

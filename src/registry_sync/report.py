@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from registry_sync import corrections, diff, layout, report_html, snapshot, verdict
+from registry_sync.escape import md, md_code, md_link
 from registry_sync.ids import normalize_id
 from registry_sync.model import REVIEW_KINDS
 from registry_sync.registry_table import registry_name
@@ -167,10 +168,11 @@ def _published_line(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     review = s.get("review")
     if not isinstance(review, Mapping):
         note = meta.get("verdict_note") or "no review metadata: every verdict is unknown"
-        return f"- Review published: unknown ({note})"
+        return f"- Review published: unknown ({md(note)})"
     first, last = review.get("published_window") or ("?", "?")
     when = first if first == last else f"between {first} and {last}"
-    return f"- Review published: {when} ({review.get('basis') or 'see the review metadata'})"
+    basis = review.get("basis") or "see the review metadata"
+    return f"- Review published: {md(when)} ({md(basis)})"
 
 
 def render_json(content: ReportContent) -> str:
@@ -231,7 +233,7 @@ def render_markdown(content: ReportContent) -> str:
     s = summary(content)
     review = Path(str(content.meta.get("curated_path", "review"))).stem
     title = (content.meta.get("review") or {}).get("title")
-    lines = [f"# Drift report: {title or review}", ""]
+    lines = [f"# Drift report: {md(title or review)}", ""]
     lines += _header(content, s)
     everything, content = content, _live(content)  # accepted findings: their own section
     lines += _section(
@@ -263,16 +265,19 @@ def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
     gate = "accepted" if s["accepted"] else "REJECTED by the quality gate"
     stamps = (
         ", ".join(
-            f"{registry_name(k)} data as of {v}" for k, v in s["data_timestamps"].items() if v
+            f"{md(registry_name(k))} data as of {md(v)}"
+            for k, v in s["data_timestamps"].items()
+            if v
         )
         or "not reported"
     )
-    outcomes = ", ".join(f"{k} {v}" for k, v in s["outcomes"].items())
-    kinds = ", ".join(f"{k} {v}" for k, v in s["findings"].items()) or "none"
+    outcomes = ", ".join(f"{md(k)} {v}" for k, v in s["outcomes"].items())
+    kinds = ", ".join(f"{md(k)} {v}" for k, v in s["findings"].items()) or "none"
     return [
-        f"Run `{s['run_id']}` ({s['mode']}), started {s['started_at']}: **{state}**, {gate}.",
-        f"Snapshot: `{content.path}`. Registry data: {stamps}.",
-        *(part for line in notice_lines(content.meta) for part in ("", f"> **{line}**")),
+        f"Run {md_code(s['run_id'])} ({md(s['mode'])}), started {md(s['started_at'])}: "
+        f"**{state}**, {gate}.",
+        f"Snapshot: {md_code(content.path)}. Registry data: {stamps}.",
+        *(part for line in notice_lines(content.meta) for part in ("", f"> **{md(line)}**")),
         *(REPLAY_NOTE if s["mode"] == "replay" else ()),
         *(CUSTOM_NOTE if s["mode"] == "custom" else ()),
         "",
@@ -310,7 +315,7 @@ def _section(content: ReportContent, title: str, kinds: Sequence[str], empty: st
         return [*lines, empty, ""]
     for f in chosen:
         tag = VERDICT_TAGS.get(str(f.get("verdict") or "unknown"), "verdict unknown")
-        text = f"- **{f['severity']}** [{tag}] {_locate(content, f)}: {_describe(content, f)}"
+        text = f"- **{md(f['severity'])}** [{tag}] {_locate(content, f)}: {_describe(content, f)}"
         lines.append(text + _verdict_why(f))
     return [*lines, ""]
 
@@ -324,27 +329,28 @@ def _verdict_why(f: Mapping[str, Any]) -> str:
     except ValueError:
         return ""
     why = details.get("verdict_why") if isinstance(details, dict) else None
-    return f" _Verdict: {why}._" if why else ""
+    return f" _Verdict: {md(why)}._" if why else ""
 
 
 def _locate(content: ReportContent, f: Mapping[str, Any]) -> str:
     row = content.curated.get(f["line"], {})
-    where = f"Table {f['table']}"
+    where = f"Table {md(f['table'])}"
     if row.get("row"):
-        where += f" row {row['row']}"
-    return f"{where}, {row.get('product', '?')} ({f['trial_id']})"
+        where += f" row {md(row['row'])}"
+    return f"{where}, {md(row.get('product', '?'))} ({md(f['trial_id'])})"
 
 
 def _describe(content: ReportContent, f: Mapping[str, Any]) -> str:
-    text = str(f["message"])
+    text = md(f["message"])
     if f.get("last_updated"):
-        text += f" (last updated {f['last_updated']})"
+        text += f" (last updated {md(f['last_updated'])})"
     if _origin(content, f) == "reconstructed":
         text += " [RECONSTRUCTED]"
     if f.get("stale"):
-        text += f" [STALE: {stale_age(f.get('stale_since'), content.meta.get('started_at'))}]"
+        age = stale_age(f.get("stale_since"), content.meta.get("started_at"))
+        text += f" [STALE: {md(age)}]"
     if f.get("evidence_url"):
-        text += f" — <{f['evidence_url']}>"
+        text += f" — {md_link(f['evidence_url'])}"
     return text
 
 
@@ -383,18 +389,19 @@ def _accepted_section(content: ReportContent) -> list[str]:
     lines = [
         "## Accepted by the authors",
         "",
-        f"Kept as printed by decision (`{where}`); each comes back if the registry's value "
+        f"Kept as printed by decision ({md_code(where)}); each comes back if the registry's value "
         "changes.",
         "",
     ]
     for f in chosen:
         by = json.loads(f.get("details") or "{}").get("accepted_by")
         lines.append(
-            f"- {_locate(content, f)}: {f['message']} — **accepted on {f['accepted_on']}**"
-            + (f" by {by}" if by else "")
-            + f": {f['accepted_reason']} (`{f['key']}`)"
+            f"- {_locate(content, f)}: {md(f['message'])} — **accepted on "
+            f"{md(f['accepted_on'])}**"
+            + (f" by {md(by)}" if by else "")
+            + f": {md(f['accepted_reason'])} ({md_code(f['key'])})"
         )
-    lines += [f"- Note: {n}" for n in notes]
+    lines += [f"- Note: {md(n)}" for n in notes]
     return [*lines, ""]
 
 
@@ -437,9 +444,11 @@ def _status_section(content: ReportContent) -> list[str]:
         flag = " ⚠" if f["severity"] == "warning" else ""
         stale = " (stale)" if f.get("stale") else ""
         stale += " [RECONSTRUCTED]" if _origin(content, f) == "reconstructed" else ""
+        cells = (f["table"], row.get("product", "?"), f["trial_id"])
         lines.append(
-            f"| {f['table']} | {row.get('product', '?')} | {f['trial_id']} | "
-            f"{f['registry_value']}{flag}{stale} | {f.get('last_updated') or ''} |"
+            "| "
+            + " | ".join(md(c) for c in cells)
+            + f" | {md(f['registry_value'])}{flag}{stale} | {md(f.get('last_updated') or '')} |"
         )
     return [*lines, ""]
 
@@ -497,15 +506,14 @@ def _unchecked_section(content: ReportContent) -> list[str]:
         ]
     for u in alone:
         where = "; ".join(f"Table {r['table']} {r['product']}" for r in u["rows"])
-        why = u["detail"].replace("|", "/")
-        registry = registry_name(u["registry"])
-        lines.append(f"| {u['trial_id']} | {registry} | {u['outcome']} | {where} | {why} |")
+        cells = (u["trial_id"], registry_name(u["registry"]), u["outcome"], where, u["detail"])
+        lines.append("| " + " | ".join(md(c) for c in cells) + " |")
     return [*lines, ""]
 
 
 def _group_line(outcome: str, detail: str, members: Sequence[Mapping[str, Any]]) -> str:
     """`- 88 trials not_in_replay (ClinicalTrials.gov 66, jRCT 11, …): why. IDs: …`"""
     by_registry = Counter(registry_name(m["registry"]) for m in members)
-    counts = ", ".join(f"{name} {n}" for name, n in by_registry.most_common())
-    ids = ", ".join(str(m["trial_id"]) for m in members)
-    return f"- **{len(members)} trials `{outcome}`** ({counts}): {detail}. IDs: {ids}"
+    counts = ", ".join(f"{md(name)} {n}" for name, n in by_registry.most_common())
+    ids = ", ".join(md(m["trial_id"]) for m in members)
+    return f"- **{len(members)} trials {md_code(outcome)}** ({counts}): {md(detail)}. IDs: {ids}"

@@ -313,6 +313,8 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
 
 def open_snapshot(path: Path) -> sqlite3.Connection:
     """Open read-only, rows as dicts; a file that is not one of our snapshots is a clear error."""
+    if path.is_dir():
+        raise SnapshotError(f"{path}: a directory, not a snapshot file (give a .sqlite file)")
     if not path.is_file():
         raise SnapshotError(f"{path}: no such snapshot (list them with `registry-sync snapshots`)")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -330,14 +332,25 @@ def open_snapshot(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def list_snapshots(store: Path, *, include_rejected: bool = True) -> list[SnapshotInfo]:
-    """Every snapshot in the store, oldest first."""
+def list_snapshots(
+    store: Path,
+    *,
+    include_rejected: bool = True,
+    unreadable: list[tuple[Path, str]] | None = None,
+) -> list[SnapshotInfo]:
+    """Every snapshot in the store, oldest first. A file that cannot be read as one (corrupt,
+    truncated, not ours) is skipped, and appended to `unreadable` with why when given."""
     paths = sorted(p for p in store.glob(f"*{SUFFIX}") if not p.is_symlink())
     if include_rejected:
         paths += sorted((store / REJECTED_DIR).glob(f"*{SUFFIX}"))
     infos = []
     for path in paths:
-        meta = read_meta(path)
+        try:
+            meta = read_meta(path)
+        except (SnapshotError, sqlite3.Error, ValueError) as exc:
+            if unreadable is not None:
+                unreadable.append((path, str(exc)))
+            continue
         infos.append(
             SnapshotInfo(
                 path=path,

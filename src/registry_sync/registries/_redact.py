@@ -10,11 +10,15 @@ principal investigator), that column's cells are emptied. Everything else is kep
 
 from __future__ import annotations
 
+import codecs
+import json
+import re
 from collections.abc import Sequence
+from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from registry_sync.charset import decode_text
+from registry_sync.charset import decode_text, meta_charset
 from registry_sync.registries._html import node_text
 
 REDACTED = "[redacted]"
@@ -73,3 +77,93 @@ def _blank_columns(table: LexborNode, columns: Sequence[str]) -> None:
         for i in personal:
             if i < len(cells):
                 _blank(cells[i])
+
+
+# What an e-mail address looks like anywhere in a page, an attribute (`mailto:`) included.
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_EMAIL_BYTES = re.compile(EMAIL.pattern.encode())
+
+
+def scrub_emails(text: str) -> str:
+    """Every e-mail address in `text` replaced by `[redacted]`."""
+    return EMAIL.sub(REDACTED, text)
+
+
+def redact_page(
+    body: bytes,
+    labels: Sequence[str],
+    *,
+    label_cells: str = "th",
+    elements: str = "",
+) -> bytes:
+    """`body` without the values of personal labels, and without any e-mail address, in the
+    page's own encoding (so that its `<meta charset>` still tells the truth).
+
+    A cell matching `label_cells` (CSS) whose text contains one of `labels` has every value
+    cell after it in its row emptied, up to the next label cell (a jRCT row gives a name in
+    Japanese and in English); nodes matching `elements` (CSS) are emptied outright."""
+    codec = _bom_codec(body) or meta_charset(body) or "utf-8"
+    tree = LexborHTMLParser(body.decode(codec, errors="replace"))
+    label_ids = {node.mem_id for node in tree.css(label_cells)}
+    for cell in tree.css(label_cells):
+        if any(token in node_text(cell) for token in labels):
+            node = cell.next
+            while node is not None and node.mem_id not in label_ids:
+                if node.tag in ("td", "th"):
+                    _blank(node)
+                node = node.next
+    if elements:
+        for node in tree.css(elements):
+            _blank(node)
+    return scrub_emails(tree.html or "").encode(codec, errors="xmlcharrefreplace")
+
+
+def redact_xml(body: bytes, tags: Sequence[str]) -> bytes:
+    """An XML export with the text of the personal elements `tags` (`<email>`, `<telephone>`)
+    and any e-mail address replaced, byte for byte elsewhere (no re-serialisation)."""
+    names = "|".join(re.escape(t) for t in tags)
+    element = re.compile(rb"<(" + names.encode() + rb")>[^<]+</\1>")
+    body = element.sub(lambda m: b"<%s>%s</%s>" % (m[1], REDACTED.encode(), m[1]), body)
+    return _EMAIL_BYTES.sub(REDACTED.encode(), body)
+
+
+def redact_json(body: bytes, containers: Sequence[str], fields: Sequence[str]) -> bytes:
+    """A JSON answer with personal fields replaced, wherever they are: inside any object or
+    list under a key in `containers` (`centralContacts`), every string but `role` and
+    `affiliation`; any key in `fields` (`investigatorFullName`); any e-mail address in any
+    string. Written back as canonical JSON (sorted keys, compact), so redacting twice gives
+    the same bytes. A body that is not JSON (a block or error page) loses its e-mail addresses
+    only."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _EMAIL_BYTES.sub(REDACTED.encode(), body)
+    cleaned = _walk(doc, frozenset(containers), frozenset(fields), inside=False)
+    return json.dumps(cleaned, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+_KEPT_IN_CONTACTS = frozenset({"role", "affiliation", "organization", "status"})
+
+
+def _walk(value: Any, containers: frozenset[str], fields: frozenset[str], inside: bool) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key in fields and isinstance(item, str):
+                out[key] = REDACTED
+            elif inside and isinstance(item, str):
+                out[key] = scrub_emails(item) if key in _KEPT_IN_CONTACTS else REDACTED
+            else:
+                out[key] = _walk(item, containers, fields, inside or key in containers)
+        return out
+    if isinstance(value, list):
+        return [_walk(v, containers, fields, inside) for v in value]
+    if isinstance(value, str):
+        return REDACTED if inside else scrub_emails(value)
+    return value
+
+
+def _bom_codec(body: bytes) -> str | None:
+    if body.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    return None

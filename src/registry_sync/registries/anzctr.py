@@ -49,6 +49,7 @@ from registry_sync.model import (
 )
 from registry_sync.registries import pages
 from registry_sync.registries._html import document, label_key, node_text
+from registry_sync.registries._redact import redact_page
 from registry_sync.registries._values import count as _count
 from registry_sync.registries._values import date as _shared_date
 from registry_sync.registries._values import lookup as _lookup
@@ -289,6 +290,19 @@ def _secondary_ids(tree: LexborHTMLParser) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+# The contacts' personal fields (ASP.NET ids `..._TXCONTACT<n>_ctl00_CX<FIELD>`).
+PERSONAL_SPANS = ", ".join(
+    f'span[id*="TXCONTACT"][id$="_CX{field}"]'
+    for field in ("NAME", "ADDRESS", "PHONE", "FAX", "EMAIL")
+)
+
+
+def redact(body: bytes) -> bytes:
+    """The review page without its contacts' names, addresses, phones and e-mails
+    (ACTRN12605000001695 lists them); parse() reads none of it."""
+    return redact_page(body, (), elements=PERSONAL_SPANS)
+
+
 REGISTRY = Registry(
     key=KEY,
     name=REGISTRY_TABLE[KEY].name,
@@ -296,5 +310,6 @@ REGISTRY = Registry(
     parser_version=1,
     fetch=fetch,
     parse=parse,
+    redact=redact,
     detect_block=detect_block,
 )

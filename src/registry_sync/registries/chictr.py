@@ -59,6 +59,7 @@ from registry_sync.model import (
 )
 from registry_sync.registries import pages
 from registry_sync.registries._html import clean, document, label_key, node_text
+from registry_sync.registries._redact import REDACTED, redact_page, redact_xml
 from registry_sync.registries._values import date as _date
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
@@ -368,6 +369,50 @@ def _xml_sponsor(root: Element, main: Element, unmapped: list[Unmapped]) -> str 
     return sponsor
 
 
+# Personal labels of the project page (applicant, study leader, ethics contact: names, phones,
+# faxes, e-mails); the cells after them are emptied before storing.
+PERSONAL_LABELS = (
+    "申请注册联系人：",
+    "研究负责人：",
+    "伦理委员会联系人：",
+    "Contact Name of the ethic committee",
+    "电话",
+    "传真",
+    "电子邮件",
+    "邮箱",
+)
+# The XML export's personal elements.
+PERSONAL_TAGS = (
+    "firstname",
+    "middlename",
+    "lastname",
+    "telephone",
+    "email",
+    "contact_name",
+    "contact_phone",
+    "contact_email",
+)
+
+
+def redact(body: bytes) -> bytes:
+    """The project page or XML export without personal contact data (ChiCTR2400084905's page
+    and ChiCTR2000034346's export carry names, phones and e-mails). A `primary_sponsor` that
+    is a contact's name is a person too: it goes with them, and parse() still reports it."""
+    if not body.lstrip().startswith(b"<?xml"):
+        return redact_page(body, PERSONAL_LABELS, label_cells="td.left_title")
+    names = {m.strip() for m in re.findall(rb"<firstname>([^<]+)</firstname>", body)}
+    body = re.sub(
+        rb"<primary_sponsor>([^<]+)</primary_sponsor>",
+        lambda m: (
+            b"<primary_sponsor>%s</primary_sponsor>" % REDACTED.encode()
+            if m[1].strip() in names
+            else m[0]
+        ),
+        body,
+    )
+    return redact_xml(body, PERSONAL_TAGS)
+
+
 REGISTRY = Registry(
     key=KEY,
     name=REGISTRY_TABLE[KEY].name,
@@ -375,5 +420,6 @@ REGISTRY = Registry(
     parser_version=1,
     fetch=fetch,
     parse=parse,
+    redact=redact,
     detect_block=detect_block,
 )

@@ -29,7 +29,10 @@ Quirks:
 - `overallStatus: UNKNOWN` carries the real last state in `lastKnownStatus` (NCT04207047);
 - countries are per site (`contactsLocationsModule.locations[].country`, NCT06171568: `France`),
   so a country may repeat; we keep each once. `fields` names the leaf, so a live answer carries
-  no facility contacts (the replay server ignores `fields` and serves whole documents).
+  no facility contacts (the replay server ignores `fields` and serves whole documents);
+- whatever a server sends, contacts never reach a snapshot: `redact` empties
+  `centralContacts`, `overallOfficials`, `locations[].contacts`, the results' `pointOfContact`
+  and the responsible party's name (NCT06171568 carries all of them), and any e-mail address.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from registry_sync.model import (
     Unmapped,
 )
 from registry_sync.registries import _ticks, pages
+from registry_sync.registries._redact import redact_json
 from registry_sync.registries.base import Registry
 
 KEY = "ctgov"
@@ -72,6 +76,11 @@ FIELDS = (
     "protocolSection.contactsLocationsModule.locations.country",
     "hasResults",
 )
+
+# Where the API puts people: every string under these keys is personal (names, phones, e-mails),
+# but a contact's `role` and an official's `affiliation`; and these single fields.
+PERSONAL_CONTAINERS = ("centralContacts", "overallOfficials", "contacts", "pointOfContact")
+PERSONAL_FIELDS = ("investigatorFullName", "investigatorTitle", "oldNameTitle")
 
 # OAS enum `Status` -> canonical status (model.STATUSES). Same words, listed so a new one shows.
 STATUS_MAP: dict[str, str] = {
@@ -439,6 +448,12 @@ def _names(value: object, key: str) -> tuple[str, ...]:
     return tuple(s for item in items if isinstance(item, dict) and (s := _str(item, key)))
 
 
+def redact(body: bytes) -> bytes:
+    """A `/studies` page, a study, or a version-history answer without personal contact data
+    (see `_redact.redact_json`); parse() reads none of it."""
+    return redact_json(body, PERSONAL_CONTAINERS, PERSONAL_FIELDS)
+
+
 REGISTRY = Registry(
     key=KEY,
     name="ClinicalTrials.gov",
@@ -450,4 +465,5 @@ REGISTRY = Registry(
     data_timestamp=data_timestamp,
     detect_block=detect_block,
     requests_for=lambda n: -(-n // DEFAULT_BATCH_SIZE) + 1,  # batches of 500, then /version
+    redact=redact,
 )

@@ -64,6 +64,7 @@ from registry_sync.model import (
 )
 from registry_sync.registries import pages
 from registry_sync.registries._html import document, label_key, node_text
+from registry_sync.registries._redact import redact_page
 from registry_sync.registries._values import count as _count
 from registry_sync.registries._values import date as _date
 from registry_sync.registries._values import lookup, nfkc
@@ -320,6 +321,17 @@ def _secondary_ids(rows: Sequence[_Row]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+# Row labels of personal values (researchers' and contacts' names, phones, faxes, e-mails);
+# the value cells after them (Japanese, then English) are emptied before the page is stored.
+PERSONAL_LABELS = ("氏名", "電話", "FAX", "E-mail", "Email", "メール")
+
+
+def redact(body: bytes) -> bytes:
+    """The detail page without personal contact data (jRCTs051180190 names its researchers,
+    their phones and e-mails); parse() reads none of it."""
+    return redact_page(body, PERSONAL_LABELS)
+
+
 REGISTRY = Registry(
     key=KEY,
     name=REGISTRY_TABLE[KEY].name,
@@ -327,5 +339,6 @@ REGISTRY = Registry(
     parser_version=1,
     fetch=fetch,
     parse=parse,
+    redact=redact,
     detect_block=detect_block,
 )

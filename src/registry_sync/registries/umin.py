@@ -49,6 +49,7 @@ from registry_sync.model import (
 )
 from registry_sync.registries import pages
 from registry_sync.registries._html import Row, document, find_row, label_key, label_rows, node_text
+from registry_sync.registries._redact import redact_page
 from registry_sync.registries._values import count as _count
 from registry_sync.registries._values import date as _date
 from registry_sync.registries.base import Registry
@@ -289,6 +290,23 @@ def _secondary_ids(rows: Sequence[Row]) -> tuple[str, ...]:
     return tuple(ids.normalize_id(v) if ids.registry_of(v) else v for v in found)
 
 
+# Row labels of personal values: investigators' and contacts' names, phones, e-mails (label
+# cells are the centred ones; the value cells after them are emptied before storing).
+PERSONAL_LABELS = (
+    "Name of lead principal investigator",
+    "Name of contact person",
+    "電話/TEL",
+    "電話/Tel",
+    "Email/Email",
+)
+
+
+def redact(body: bytes) -> bytes:
+    """The view page without personal contact data (R000031865 names its investigator, phone
+    and e-mail); parse() reads none of it."""
+    return redact_page(body, PERSONAL_LABELS, label_cells='td[align="center"]')
+
+
 REGISTRY = Registry(
     key=KEY,
     name=REGISTRY_TABLE[KEY].name,
@@ -296,5 +314,6 @@ REGISTRY = Registry(
     parser_version=1,
     fetch=fetch,
     parse=parse,
+    redact=redact,
     detect_block=detect_block,
 )
