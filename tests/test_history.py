@@ -161,7 +161,9 @@ def test_history_over_loopback_tells_changed_since_and_caches_versions(tmp_path:
     # the list, then the one version in effect through the window (2025-10-01..12-31)
     assert asked == [f"/ctgov/api/int/studies/{NCT}", f"/ctgov/api/int/studies/{NCT}/history/1"]
     assert any("/api/int/" in r["url"] and r["status"] == 200 for r in snap["requests"])
-    assert [p.name for p in (tmp_path / "cache" / "ctgov-history").rglob(f"{NCT}/*")] == ["v1.json"]
+    (cached,) = (tmp_path / "cache" / "ctgov-history").rglob(f"{NCT}/*")
+    assert cached.name == "v1.json"
+    assert b"Raymond F Anton" not in cached.read_bytes()  # the official's name: never kept
     # next run: the list again (it may have grown), the version from the cache
     assert again == [f"/ctgov/api/int/studies/{NCT}"]
     assert second.findings == first.findings

@@ -64,3 +64,14 @@ def test_ictrp_contacts_table_is_emptied_NCT04280705() -> None:
     assert ictrp.parse(asked) == ictrp.parse(
         RawPayload("ctgov", "NCT04280705", url, datetime.now(UTC), redacted, source="ictrp")
     )
+
+
+def test_an_email_outside_the_contacts_table_is_scrubbed_too_ictrp() -> None:
+    """WHO ICTRP copies registries' free text: an address outside its contacts table goes too."""
+    from registry_sync.registries import ictrp
+
+    body = ICTRP_PAGE.read_bytes().replace(
+        b"</body>", b"<p>write to ada@example.invalid</p></body>"
+    )
+    assert b"ada@example.invalid" in body
+    assert b"ada@example.invalid" not in ictrp.redact(body)

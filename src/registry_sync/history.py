@@ -24,6 +24,8 @@ recorded exchanges). Versions are immutable: each one read is cached on disk
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -139,8 +141,10 @@ def _version(
     evidence.append(resp.request_id)
     record = parse_version(resp.body, nct_id, number, resp.url, resp.fetched_at)  # good: cached
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_bytes(resp.body)
+    # kept without contacts (as every stored ClinicalTrials.gov body), through a temp name no
+    # other writer uses
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp.write_bytes(ctgov.redact(resp.body))
     tmp.replace(cached)
     return record
 

@@ -32,9 +32,9 @@ def redact_html(
     *,
     tables: Sequence[str] = (),
 ) -> bytes:
-    """`body` with the value cells of personal labels and columns replaced, and every cell but
-    the heading row of the tables matching the CSS selectors `tables` (a contacts table), as
-    UTF-8."""
+    """`body` with the value cells of personal labels and columns replaced, every cell but
+    the heading row of the tables matching the CSS selectors `tables` (a contacts table), and
+    any e-mail address anywhere, as UTF-8."""
     tree = LexborHTMLParser(decode_text(body, content_type))
     for selector in tables:
         for table in tree.css(selector):
@@ -49,7 +49,7 @@ def redact_html(
                 _blank(value)
     for table in tree.css("table"):
         _blank_columns(table, columns)
-    return (tree.html or "").encode("utf-8")
+    return scrub_emails(tree.html or "").encode("utf-8")
 
 
 def _next_cell(th: LexborNode) -> LexborNode | None:
