@@ -448,3 +448,22 @@ def test_runs_started_in_the_same_second_sort_by_start_not_by_random_tail(tmp_pa
     ]
     old, new = diff.two_newest(store)
     assert (old.stem, new.stem) == ("20261125T000000Z-ffff", "20261125T000000Z-0000")
+
+
+def test_concurrent_writers_lose_no_decision(tmp_path: Path) -> None:
+    """Two `accept`s at once: each reads the file under a lock, so neither overwrites the
+    other's decision (without the lock, a read-modify-write race loses some)."""
+    import threading
+
+    path = tmp_path / "t.decisions.csv"
+    keys = [f"phase_mismatch:2:{line}:NCT06482268:phase" for line in range(10, 40)]
+
+    def write(key: str) -> None:
+        decisions.write_decision(path, Decision(key, "PHASE1", "why", "2025-12-01"))
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(d.key for d in decisions.load_decisions(path).rows) == sorted(keys)

@@ -22,9 +22,11 @@ fetches or writes anything).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import difflib
+import fcntl
 import hashlib
 import io
 import os
@@ -292,6 +294,25 @@ def write_decision(path: Path, decision: Decision) -> Decisions:
         raise ValueError("a decision needs a reason")
     if not _is_date(decision.decided_on):
         raise ValueError(f"{decision.decided_on!r} is not a date as YYYY-MM-DD")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _writing(path):  # two `accept`s at once: each reads what the other wrote
+        _write_with(path, decision)
+    return load_decisions(path)
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """An exclusive lock on `.<name>.lock` beside the file for one read-modify-write (released
+    by the OS if the process dies)."""
+    with open(path.with_name(f".{path.name}.lock"), "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_with(path: Path, decision: Decision) -> None:
     current = load_decisions(path)
     rows = [d for d in current.rows if d.key != decision.key]
     at = next((i for i, d in enumerate(current.rows) if d.key == decision.key), len(rows))
@@ -302,14 +323,12 @@ def write_decision(path: Path, decision: Decision) -> Decisions:
     for d in rows:
         cells = (d.key, d.registry_value, d.reason, d.decided_on, d.decided_by)
         writer.writerow([csv_cell(c) for c in cells])  # a reason `=…` is no formula
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         tmp.write_text(buffer.getvalue(), encoding="utf-8")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return load_decisions(path)
 
 
 __all__ = [
