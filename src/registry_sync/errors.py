@@ -70,6 +70,10 @@ class RegistryDownError(TransientFetchError):
         super().__init__(message)
         self.outcomes = outcomes
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Picklable with its outcomes (a task on another process raises it back to the flow)."""
+        return (type(self), (str(self), self.outcomes), self.__dict__)
+
 
 class ParseError(RegistrySyncError):
     """A payload was structurally not what the parser expects (wrong trial, challenge page...)."""
