@@ -118,7 +118,10 @@ def get(path: Path, hashes: Collection[str]) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     try:
         for chunk in _chunks(hashes):
-            sql = f"select sha256, codec, data from bodies where sha256 in ({_placeholders(len(chunk))})"
+            sql = (
+                "select sha256, codec, data from bodies "
+                f"where sha256 in ({_placeholders(len(chunk))})"
+            )
             for digest, codec, data in conn.execute(sql, chunk):
                 out[digest] = _decode(codec, data)
     finally:

@@ -504,7 +504,9 @@ def payload_bodies(path: Path, hashes: Collection[str] | None = None) -> dict[st
         if hashes is None:
             rows = list(conn.execute("select sha256, body from payloads"))
         else:
-            sql = "select sha256, body from payloads where sha256 in (select value from json_each(?))"
+            sql = (
+                "select sha256, body from payloads where sha256 in (select value from json_each(?))"
+            )
             rows = list(conn.execute(sql, [json.dumps(sorted(hashes))]))
         return _bodies(conn, path, rows)
     finally:
