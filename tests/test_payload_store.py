@@ -128,3 +128,13 @@ def test_carry_forward_reparses_bodies_from_the_store(tmp_path: Path) -> None:
         assert stored.payload is not None
         doc = json.loads(stored.payload.body)
         assert doc["protocolSection"]["identificationModule"]["nctId"] == trial_id
+
+
+def test_a_rejected_snapshot_names_the_same_store_from_its_folder(tmp_path: Path) -> None:
+    path = snapshot.write_snapshot(tmp_path, sample_data(), accepted=False)
+    assert path.parent.name == "rejected"
+    assert snapshot.read_meta(path)["payload_store"] == "../payloads/payloads.sqlite"
+    assert snapshot.payload_store_of(path) == tmp_path / "rejected" / "../payloads/payloads.sqlite"
+    bodies = snapshot.payload_bodies(path)
+    assert b'{"protocolSection":{}}' in bodies.values()
+    assert set(bodies) == payload_store.hashes(tmp_path / "payloads" / "payloads.sqlite")
