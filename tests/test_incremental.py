@@ -90,7 +90,9 @@ def test_second_run_with_nothing_changed_reuses_records_not_stale(tmp_path: Path
     assert all(stale == 0 for *_, stale in after)
     details = rows(second.snapshot_path, "select outcome, detail from outcomes")
     assert {o for o, _ in details} == {"ok"}
-    assert all(d.startswith("unchanged since 2026-09-03") and STAMP in d for _, d in details)
+    assert all(
+        str(d).startswith("unchanged since 2026-09-03") and STAMP in str(d) for _, d in details
+    )
     fetched = "select trial_id, fetched_at from records order by 1"
     assert rows(second.snapshot_path, fetched) == rows(first.snapshot_path, fetched)
     assert snapshot.read_meta(second.snapshot_path)["incremental"] == inc
