@@ -90,7 +90,11 @@ def cluster() -> Iterator[tuple[Any, Any]]:
 
     with (
         LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            # a random dashboard port: another cluster on this machine (a bench) keeps 8787
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address="127.0.0.1:0",
         ) as local,
         Client(local) as client,  # type: ignore[no-untyped-call]
     ):

@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -173,6 +173,13 @@ def main(debug: bool) -> None:
     help="Read ClinicalTrials.gov version history (internal API, cached) to tell 'wrong at "
     "publication' from 'changed since' (or REGISTRY_SYNC_HISTORY=1).",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    default=False,
+    help="Fetch every ClinicalTrials.gov record, even when only those updated since the last "
+    "run's data timestamp could be asked for (an incremental night).",
+)
 @data_dir_option
 @_friendly_errors
 def run(
@@ -183,6 +190,7 @@ def run(
     base_urls: tuple[str, ...],
     no_progress: bool,
     history: bool,
+    full: bool,
     data_dir: Path | None,
 ) -> None:
     """Fetch, reconcile, gate and snapshot; print a summary and where the report is."""
@@ -190,7 +198,7 @@ def run(
     from registry_sync.pipeline import RunRequest, run_pipeline
 
     split_ids = tuple(i.strip() for chunk in ids for i in chunk.split(",") if i.strip())
-    request = RunRequest(registries=registries, ids=split_ids, replay_dir=replay_dir)
+    request = RunRequest(registries=registries, ids=split_ids, replay_dir=replay_dir, full=full)
     settings = _settings(data_dir, curated).with_base_urls(_parse_base_urls(base_urls))
     if history:
         settings = dataclasses.replace(settings, history=True)
@@ -206,6 +214,20 @@ def run(
     sys.exit(result.exit_code)
 
 
+def _incremental_line(inc: Mapping[str, Any]) -> str:
+    """`ClinicalTrials.gov: incremental since <date>: n changed, m unchanged (...)`, or why the
+    night was a full fetch; nothing when the run asked no ClinicalTrials.gov trial."""
+    if not inc:
+        return ""
+    if inc.get("mode") != "incremental":
+        return f"ClinicalTrials.gov: full fetch ({console(str(inc.get('why', '')))})"
+    return (
+        f"ClinicalTrials.gov: incremental since {inc.get('since')}: {inc.get('changed', 0)} "
+        f"changed, {inc.get('unchanged', 0)} unchanged ({inc.get('reused', 0)} reused from the "
+        f"last snapshot, not stale), {inc.get('fetched_in_full', 0)} fetched in full"
+    )
+
+
 def _run_summary(result: RunResult) -> None:
     """What a run did, a line each; `partial:` names each registry not checked, and why."""
     click.echo(
@@ -213,6 +235,8 @@ def _run_summary(result: RunResult) -> None:
     )
     if result.partial:
         click.echo(f"partial: {console(result.partial_because)}")
+    if line := _incremental_line(result.incremental):
+        click.echo(line)
     click.echo("trials: " + ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())))
     click.echo(
         "findings: " + (", ".join(f"{k} {v}" for k, v in sorted(result.findings.items())) or "none")
