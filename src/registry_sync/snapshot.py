@@ -252,11 +252,7 @@ def _fsync(path: Path) -> None:
 
 def _fsync_dir(folder: Path) -> None:
     """Make a rename in `folder` durable (a power cut after it cannot bring the old name back)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(folder)
 
 
 def temp_name(path: Path) -> Path:
