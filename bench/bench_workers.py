@@ -49,7 +49,7 @@ def run(workers: int, replay: Path, data: Path, batch: int) -> tuple[dict[str, A
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
     ) as cluster:
         flow = module.adhoc_reconcile.with_options(
             task_runner=DaskTaskRunner(address=cluster.scheduler_address)

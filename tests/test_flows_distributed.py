@@ -84,13 +84,14 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def cluster() -> Iterator[tuple[Any, Any]]:
-    """Two worker processes on this machine, one thread each (they reach the loopback replay
-    server of the flow's process on 127.0.0.1)."""
+    """Two worker processes on this machine, one thread each, the dashboard on a free port (8787
+    may be taken: its warning would be an error here); they reach the loopback replay
+    server of the flow's process on 127.0.0.1."""
     from distributed import Client, LocalCluster
 
     with (
         LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
         ) as local,
         Client(local) as client,  # type: ignore[no-untyped-call]
     ):
