@@ -47,7 +47,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TypeVar
 
-from registry_sync import frames, snapshot, validate
+from registry_sync import frames, payload_store, snapshot, validate
 from registry_sync.curated import parse_review_phase, parse_review_start
 from registry_sync.http import Http
 from registry_sync.ids import registry_of
@@ -342,7 +342,10 @@ def bench_snapshot(rows: list[Row], data: snapshot.SnapshotData, trace: bool) ->
             len(data.states),
             trace,
             lambda: snapshot.write_snapshot(Path(tmp), data, accepted=True),
-            lambda path: f"file {path.stat().st_size / MB:,.1f} MB, payloads included",
+            lambda path: (
+                f"file {path.stat().st_size / MB:,.1f} MB + payload store "
+                f"{payload_store.size(payload_store.default_path(Path(tmp))) / MB:,.1f} MB"
+            ),
         )
 
 

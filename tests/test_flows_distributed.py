@@ -84,14 +84,17 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def cluster() -> Iterator[tuple[Any, Any]]:
-    """Two worker processes on this machine, one thread each, the dashboard on a free port (8787
-    may be taken: its warning would be an error here); they reach the loopback replay
-    server of the flow's process on 127.0.0.1."""
+    """Two worker processes on this machine, one thread each (they reach the loopback replay
+    server of the flow's process on 127.0.0.1)."""
     from distributed import Client, LocalCluster
 
     with (
         LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
+            # a random dashboard port: another cluster on this machine (a bench) keeps 8787
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address="127.0.0.1:0",
         ) as local,
         Client(local) as client,  # type: ignore[no-untyped-call]
     ):
@@ -129,8 +132,8 @@ def test_two_workers_write_the_same_snapshot_as_one_process(
         lambda: dict(__import__("registry_sync.prefect_tasks").prefect_tasks.SHARDS_HERE)
     )
     assert len(per_worker) == 2
-    # where Dask places each task is its choice (both workers, usually): count them all
-    assert all(set(shards) <= {"ctgov", "jrct", "umin"} for shards in per_worker.values())
+    # both worked (which shard lands where is the scheduler's choice: count any)
+    assert all(sum(shards.values()) >= 1 for shards in per_worker.values())
     n_nct = sum(1 for i in ids if i.startswith("NCT"))
     assert sum(s.get("ctgov", 0) for s in per_worker.values()) == math.ceil(n_nct / BATCH)
     page_keys = {k for s in per_worker.values() for k in s} - {"ctgov"}

@@ -316,6 +316,10 @@ def test_whole_review_snapshot_stores_no_contact_data(contacts_run: Path) -> Non
         headers = [json.loads(h) for (h,) in conn.execute("select headers from requests")]
     finally:
         conn.close()
+    for data in snapshot.payload_bodies(contacts_run).values():  # the bodies, wherever kept
+        scanned += len(data)
+        assert not EMAIL.search(data), EMAIL.search(data)
+        assert not [p for p in PEOPLE if p.encode() in data]
     assert scanned > 1_000_000  # the pages are there, as evidence, without the people
     assert redacted >= len(WITH_CONTACTS) and answered >= redacted
     assert not [h for h in headers if {k.lower() for k in h} & {"set-cookie", "cookie"}]

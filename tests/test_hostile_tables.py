@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -319,21 +318,21 @@ def _hostile(path: Path, rows: int) -> Path:
     return path
 
 
-def _check_seconds(path: Path) -> tuple[float, int]:
-    best, found = float("inf"), 0
-    for _ in range(2):
-        start = time.perf_counter()
-        findings = reconcile(load_curated(path).rows, {})
-        best, found = min(best, time.perf_counter() - start), len(findings)
-    return best, found
+def _check_output(path: Path) -> tuple[int, int]:
+    """What `check` lists for a table: how many findings, and how many characters they say."""
+    findings = reconcile(load_curated(path).rows, {})
+    return len(findings), sum(len(f.message) for f in findings)
 
 
-def test_check_time_grows_linearly_with_repeated_ids(tmp_path: Path) -> None:
-    small, small_found = _check_seconds(_hostile(tmp_path / "s.csv", 4_000))
+def test_check_output_grows_linearly_with_repeated_ids(tmp_path: Path) -> None:
+    """The quadratic part was what a finding lists (every other row of a product): with 4x the
+    rows, the findings grow and what they say grows no faster than linearly. Measured in
+    characters, not seconds, so the machine's load cannot make it flaky (timings: bench/)."""
+    small_found, small_chars = _check_output(_hostile(tmp_path / "s.csv", 4_000))
     big_path = _hostile(tmp_path / "b.csv", 16_000)  # ~1.6 MB
-    big, big_found = _check_seconds(big_path)
+    big_found, big_chars = _check_output(big_path)
     assert big_found > 3 * small_found  # the findings grow with the rows ...
-    assert big < 8 * small, (small, big)  # ... and the time no faster than linearly (x4 rows)
+    assert big_chars < 5 * small_chars, (small_chars, big_chars)  # ... their text linearly
     longest = max(len(f.message) for f in reconcile(load_curated(big_path).rows, {}))
     assert longest < 3_000  # a message names at most reconcile.LISTED other rows
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import BUNDLED_REPLAY, fast_settings, replay_copy, review_subset
-from registry_sync import layout
+from registry_sync import layout, snapshot
 from registry_sync.model import Outcome, TrialState
 from registry_sync.pipeline import RunResult, run_pipeline
 from registry_sync.replay import Fault, ReplayServer
@@ -89,11 +89,10 @@ def test_jrct_pages_with_a_renamed_label_are_one_layout_line(tmp_path: Path) -> 
     (request_id,) = change["evidence"]["request_ids"]
     # the evidence is kept: the request and the changed page (as stored: contacts redacted,
     # the request keeping the sha256 of what was served)
-    (body,) = rows_of(
-        second.snapshot_path,
-        "select p.body from requests r join payloads p on p.request_id = r.request_id "
-        f"where r.request_id = '{request_id}'",
-    )[0]
+    ((sha,),) = rows_of(
+        second.snapshot_path, f"select sha256 from payloads where request_id = '{request_id}'"
+    )
+    body = snapshot.payload_bodies(second.snapshot_path, [sha])[sha]
     assert RENAMED_LABEL.encode() in body and ID_LABEL.encode() not in body
     # values carried forward, stale, from the good run
     stale = rows_of(second.snapshot_path, "select stale, carried_from from records")

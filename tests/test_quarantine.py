@@ -24,7 +24,7 @@ from helpers import (
     replay_copy,
     review_subset,
 )
-from registry_sync import quarantine, validate
+from registry_sync import quarantine, snapshot, validate
 from registry_sync.model import Outcome, TrialState
 from registry_sync.pipeline import RunRequest, run_pipeline
 
@@ -189,8 +189,8 @@ def test_absurd_start_is_quarantined_and_the_others_are_published(tmp_path: Path
     )
     assert outcome == "quarantined" and "start 1985-01-01 is before 1990-01-01" in detail
     # kept with its evidence: the payload it was parsed from and the request it came in
-    (payload,) = rows_of(path, f"select body from payloads where trial_id = '{ABSURD}'")
-    assert b'"1985-01-01"' in payload[0]
+    ((sha,),) = rows_of(path, f"select sha256 from payloads where trial_id = '{ABSURD}'")
+    assert b'"1985-01-01"' in snapshot.payload_bodies(path, [sha])[sha]
     assert rows_of(
         path,
         f"select status from evidence join requests using (request_id) where trial_id = '{ABSURD}'",

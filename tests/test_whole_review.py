@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from helpers import BUNDLED_CURATED, BUNDLED_REPLAY, FIXTURES, fast_settings
+from registry_sync import snapshot
 from registry_sync.pipeline import RunRequest, RunResult, run_pipeline
 from registry_sync.replay import Fault, ReplayServer
 
@@ -133,9 +134,9 @@ def test_no_contact_data_is_stored_yet_what_was_served_is_named(
     detail = (
         FIXTURES / "ctr" / "detail_CTR20252821_completed_phase1_contacts-redacted_2026-08-13.html"
     )
-    bodies = [
-        bytes(b) for (b,) in query(first, "select body from payloads") if isinstance(b, bytes)
-    ]
+    bodies = list(snapshot.payload_bodies(first.snapshot_path).values())
+    assert len(bodies) == query(first, "select count(*) from payloads")[0][0]
+    assert bodies
     assert not [b for b in bodies if b"redacted@example.invalid" in b]
     assert not [b for b in bodies if "研究者姓名已在夹具中抹去".encode() in b]
     served = hashlib.sha256(detail.read_bytes()).hexdigest()

@@ -56,7 +56,7 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
             "container_sha256": "For an extract: the sha256 of the whole answer it was cut from",
             "origin": "live, custom, recorded (replay) or reconstructed (rebuilt by hand)",
             "size": "Size in bytes",
-            "body": "The bytes themselves",
+            "body": "The bytes themselves; NULL when kept in the payload store (see _meta)",
         },
     ),
     "outcomes": (

@@ -2,8 +2,9 @@
 
 Exit codes: 0 complete; 1 partial (a registry could not be checked: down, blocked, or an answer
 not understood; see `coverage`); 2 usage error; 3 quality gate failed (records rejected, or the
-review's table broke its suite); 4 other error. A finding about the review (a malformed ID) is
-not partial. A reader that stops reading (`| head`) is not an error: the command stops quietly.
+review's table broke its suite); 4 other error (and `verify`: a problem found). A finding about
+the review (a malformed ID) is not partial. A reader that stops reading (`| head`) is not an
+error: the command stops quietly.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -172,6 +173,13 @@ def main(debug: bool) -> None:
     help="Read ClinicalTrials.gov version history (internal API, cached) to tell 'wrong at "
     "publication' from 'changed since' (or REGISTRY_SYNC_HISTORY=1).",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    default=False,
+    help="Fetch every ClinicalTrials.gov record, even when only those updated since the last "
+    "run's data timestamp could be asked for (an incremental night).",
+)
 @data_dir_option
 @_friendly_errors
 def run(
@@ -182,6 +190,7 @@ def run(
     base_urls: tuple[str, ...],
     no_progress: bool,
     history: bool,
+    full: bool,
     data_dir: Path | None,
 ) -> None:
     """Fetch, reconcile, gate and snapshot; print a summary and where the report is."""
@@ -189,7 +198,7 @@ def run(
     from registry_sync.pipeline import RunRequest, run_pipeline
 
     split_ids = tuple(i.strip() for chunk in ids for i in chunk.split(",") if i.strip())
-    request = RunRequest(registries=registries, ids=split_ids, replay_dir=replay_dir)
+    request = RunRequest(registries=registries, ids=split_ids, replay_dir=replay_dir, full=full)
     settings = _settings(data_dir, curated).with_base_urls(_parse_base_urls(base_urls))
     if history:
         settings = dataclasses.replace(settings, history=True)
@@ -205,6 +214,20 @@ def run(
     sys.exit(result.exit_code)
 
 
+def _incremental_line(inc: Mapping[str, Any]) -> str:
+    """`ClinicalTrials.gov: incremental since <date>: n changed, m unchanged (...)`, or why the
+    night was a full fetch; nothing when the run asked no ClinicalTrials.gov trial."""
+    if not inc:
+        return ""
+    if inc.get("mode") != "incremental":
+        return f"ClinicalTrials.gov: full fetch ({console(str(inc.get('why', '')))})"
+    return (
+        f"ClinicalTrials.gov: incremental since {inc.get('since')}: {inc.get('changed', 0)} "
+        f"changed, {inc.get('unchanged', 0)} unchanged ({inc.get('reused', 0)} reused from the "
+        f"last snapshot, not stale), {inc.get('fetched_in_full', 0)} fetched in full"
+    )
+
+
 def _run_summary(result: RunResult) -> None:
     """What a run did, a line each; `partial:` names each registry not checked, and why."""
     click.echo(
@@ -212,6 +235,8 @@ def _run_summary(result: RunResult) -> None:
     )
     if result.partial:
         click.echo(f"partial: {console(result.partial_because)}")
+    if line := _incremental_line(result.incremental):
+        click.echo(line)
     click.echo("trials: " + ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())))
     click.echo(
         "findings: " + (", ".join(f"{k} {v}" for k, v in sorted(result.findings.items())) or "none")
@@ -619,6 +644,66 @@ def serve_replay(replay_dir: Path, port: int, faults: tuple[str, ...]) -> None:
         for rule in rules:
             click.echo(f"  {rule.describe()}", err=True)
         server.wait()
+
+
+@main.command()
+@click.argument("snapshot_path", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--all", "check_all", is_flag=True, help="Every snapshot in the store.")
+@data_dir_option
+@_friendly_errors
+def verify(snapshot_path: Path | None, check_all: bool, data_dir: Path | None) -> None:
+    """Check SNAPSHOT (default: the latest) or --all: its integrity, and that every payload
+    it names is kept and hashes to its sha256. One line per problem; exit 0 clean, 4 not."""
+    from registry_sync import retention
+
+    store = _settings(data_dir, None).snapshots_dir
+    if check_all:
+        count, problems = retention.verify_all(store)
+    else:
+        path = snapshot_path or snapshot.latest_snapshot(store)
+        if path is None:
+            raise RegistrySyncError(f"no snapshot in {store} yet: run `registry-sync run` first")
+        count, problems = 1, retention.verify(path)
+    for problem in problems:
+        click.echo(console(problem.line()))
+    click.echo(f"verified {count} snapshot(s): {len(problems)} problem(s)", err=True)
+    if problems:
+        sys.exit(EXIT_ERROR)
+
+
+@main.command()
+@click.option("--keep", type=int, required=True, help="Snapshots kept of each kind (newest).")
+@click.option("--dry-run", is_flag=True, help="Say what would go; delete nothing.")
+@data_dir_option
+@_friendly_errors
+def prune(keep: int, dry_run: bool, data_dir: Path | None) -> None:
+    """Delete all but the newest KEEP snapshots of each kind (and any a pointer names), their
+    reports, then the payloads no remaining snapshot names. Takes the run lock."""
+    from registry_sync import retention, runlock
+
+    settings = _settings(data_dir, None)
+    store = settings.snapshots_dir
+    if keep < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--keep")
+    if dry_run:
+        doomed, kept = retention.plan(store, keep)
+        for path in doomed:
+            click.echo(f"would delete {path}")
+        click.echo(f"would delete {len(doomed)} snapshot(s), keep {len(kept)}", err=True)
+        return
+    with runlock.hold(settings.data_dir, wait=settings.lock_wait):
+        runlock.clean_leftovers(store, settings.reports_dir)
+        result = retention.prune(store, keep, settings.reports_dir)
+    for path in result.deleted:
+        click.echo(f"deleted {path}")
+    click.echo(
+        f"deleted {len(result.deleted)} snapshot(s), kept {len(result.kept)}; "
+        f"{result.bodies_deleted} payload(s) collected; "
+        f"{result.bytes_reclaimed / 1e6:,.1f} MB reclaimed",
+        err=True,
+    )
+    if result.skipped_collect:
+        click.echo(f"payloads not collected: {console(result.skipped_collect)}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -164,8 +165,8 @@ class Exchange:
     # when `body` is a redacted copy (personal data removed): the sha256 of the bytes as served
     served_sha256: str | None = None
 
-    @property
-    def sha256(self) -> str:
+    @functools.cached_property
+    def sha256(self) -> str:  # computed once: a batch page is every trial's evidence
         return hashlib.sha256(self.body).hexdigest()
 
     @property
@@ -193,8 +194,8 @@ class RawPayload:
     source: str = ""  # "" = the home registry itself
     request_id: str | None = None
 
-    @property
-    def sha256(self) -> str:
+    @functools.cached_property
+    def sha256(self) -> str:  # computed once: a batch page is every trial's evidence
         return hashlib.sha256(self.body).hexdigest()
 
     @property

@@ -41,6 +41,7 @@ from registry_sync import (
     fallback,
     frames,
     history,
+    incremental,
     layout,
     politeness,
     quarantine,
@@ -66,7 +67,7 @@ from registry_sync.model import (
     TrialState,
 )
 from registry_sync.reconcile import reconcile
-from registry_sync.registries import REGISTRIES, _ticks
+from registry_sync.registries import REGISTRIES, _ticks, ctgov
 from registry_sync.registry_table import REGISTRY_TABLE, TRIAL_REGISTRIES, registry_name
 from registry_sync.review_meta import ReviewMeta, load_review_meta
 from registry_sync.settings import DEFAULT_BASE_URLS, Settings
@@ -79,6 +80,7 @@ class RunRequest:
     registries: tuple[str, ...] = ()  # registry keys; empty = all
     ids: tuple[str, ...] = ()  # trial IDs as printed or normalized; empty = all
     replay_dir: Path | None = None  # serve recorded payloads from here on loopback
+    full: bool = False  # fetch everything, even when an incremental night is possible
 
     @property
     def mode(self) -> str:
@@ -103,6 +105,7 @@ class RunResult:
     notices: tuple[str, ...] = ()  # one line each: a registry's changed pages, quarantined records
     cleaned: tuple[Path, ...] = ()  # what killed runs left, removed before this run began
     partial_because: str = ""  # which registries could not be checked, and why (one line)
+    incremental: dict[str, Any] = field(default_factory=dict)  # as `_meta.incremental`
 
     @property
     def exit_code(self) -> int:
@@ -256,8 +259,15 @@ def _run(
     decided = decisions.load_decisions(decisions.decisions_path(settings.curated_path))
     rows = select_rows(table.rows, request)
     planned, by_registry = plan(rows)
+    keys = sorted(by_registry)
+    mode, key = endpoints.mode(keys), endpoints.carry_key(keys)
+    previous = snapshot.latest_of_mode(settings.snapshots_dir, key)
     clock = time.monotonic()
-    fetched = fetch_all(endpoints, steps, http, by_registry, on_progress=on_progress)
+    inc = fetch_unchanged(endpoints, steps, http, by_registry, previous, table.sha256, request)
+    fetched = fetch_all(endpoints, steps, http, inc.to_fetch, on_progress=on_progress)
+    fetched.merge(inc.fetched)
+    fetched.states.update(inc.fetched.states)
+    fetched.timestamps.update({k: v for k, v in inc.fetched.timestamps.items() if v})
     states, copies = ask_ictrp(endpoints, steps, http, fetched.states, on_progress=on_progress)
     bound, why = politeness.lower_bound(by_registry)
     timing = {
@@ -276,9 +286,6 @@ def _run(
         states = mark_not_in_replay(states, endpoints.origin_of)
     changed = layout.detect([*fetched.states.values(), *copies.states.values()])
     states, held, set_checks = quarantine_records(states, settings.expectations_dir, started)
-    keys = sorted(by_registry)
-    mode, key = endpoints.mode(keys), endpoints.carry_key(keys)
-    previous = snapshot.latest_of_mode(settings.snapshots_dir, key)
     states, carried = carry_forward(states, previous)
     findings = reconcile(rows, states, PartialDate(started.year, started.month, started.day))
     findings = sorted(
@@ -323,6 +330,7 @@ def _run(
         },
         "requests_sent": http.requests_sent,
         "carried_from": str(previous.name) if previous is not None else None,
+        "incremental": inc.meta,
         "quarantine": {"held": [h.to_dict() for h in held.values()]},
         "layout_changes": layout.to_meta(changed),
         **verdict_meta,
@@ -339,7 +347,7 @@ def _run(
         validation=validation,
         exchanges=list(fetched.exchanges.values()),
         endpoints={k: endpoints.kind(k) for k in keys},
-        carried_requests=[c.request for c in carried if c.request is not None],
+        carried_requests=[c.request for c in [*carried, *inc.reused] if c.request is not None],
     )
     rendered: dict[str, Any] = {}
 
@@ -370,7 +378,110 @@ def _run(
         timing=timing,
         decisions=decided_meta,
         notices=tuple(report.notice_lines({**meta, "accepted": records_report.success})),
+        incremental=inc.meta,
     )
+
+
+@dataclass
+class Incremental:
+    """What an incremental night already has for ClinicalTrials.gov, and what is left to fetch."""
+
+    to_fetch: dict[str, list[str]]
+    fetched: Fetched = field(default_factory=Fetched)
+    reused: list[snapshot.StoredRecord] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def fetch_unchanged(
+    endpoints: Endpoints,
+    steps: Steps,
+    http: Http,
+    by_registry: Mapping[str, Sequence[str]],
+    previous: Path | None,
+    curated_sha256: str,
+    request: RunRequest,
+) -> Incremental:
+    """Incremental vs full (see `incremental.py`). Incremental: one filtered query for the
+    ClinicalTrials.gov IDs the last snapshot holds a fresh record of; those it leaves out are
+    reused from that snapshot (not stale); those it returns, and the rest, are fetched."""
+    key = incremental.KEY
+    ids = list(by_registry.get(key, ()))
+    prev_meta = snapshot.read_meta(previous) if previous is not None and ids else None
+    plan = incremental.decide(
+        prev_meta,
+        curated_sha256=curated_sha256,
+        parser_version=REGISTRIES[key].parser_version,
+        full=request.full,
+    )
+    inc = Incremental({k: list(v) for k, v in by_registry.items()})
+    if not ids:
+        return inc
+    inc.meta = plan.to_meta()
+    if not plan.incremental or plan.since is None or previous is None:
+        return inc
+    stored = {
+        t: r
+        for t, r in snapshot.load_records(previous, ids).items()
+        if incremental.reusable(r.row, r.payload)
+    }
+    asked = [t for t in ids if t in stored]
+    base_url = endpoints.settings.base_url(key)
+    started = time.monotonic()
+    stamp = steps.fetch_data_timestamp(key, http, base_url)  # before the query: conservative
+    sent = len(http.exchanges)
+    advanced = incremental.advanced_filter(plan.since)
+    outcomes = ctgov.fetch_changed(asked, http, base_url, advanced) if asked else []
+    query = tuple(ex.request_id for ex in http.exchanges[sent:])
+    fetched = Fetched(timestamps={key: stamp})
+    changed = same = 0
+    for o in outcomes:
+        state = collect.parse_outcome(collect.redact_outcome(o, _redactor(key)), REGISTRIES)
+        fetched.states[o.trial_id] = replace(state, origin=endpoints.origin(key, o.trial_id))
+        for ex in o.evidence:
+            fetched.exchanges.setdefault(ex.request_id, ex)
+        if state.outcome is Outcome.OK and o.payload is not None and state.record is not None:
+            fetched.payloads.append(o.payload)
+            old = stored[o.trial_id].row.get("content_hash")
+            changed, same = (
+                (changed, same + 1)
+                if incremental.record_hash(state.record) == old
+                else (changed + 1, same)
+            )
+    confirmed = stamp or datetime.now(UTC).isoformat(timespec="seconds")
+    for tid in asked:
+        old_rec = stored[tid]
+        payload = old_rec.payload
+        record = None if payload is None else collect.reparse(payload, REGISTRIES)
+        if tid in fetched.states or payload is None or record is None:
+            continue
+        fetched.states[tid] = incremental.reused_state(
+            tid,
+            record,
+            payload,
+            old_rec.row,
+            since=plan.since,
+            confirmed=confirmed,
+            run_id=old_rec.run_id,
+            evidence=query,
+        )
+        fetched.payloads.append(payload)
+        inc.reused.append(old_rec)
+    fetched.seconds["ctgov:incremental"] = round(time.monotonic() - started, 3)
+    rest = [t for t in ids if t not in fetched.states]
+    inc.to_fetch = {k: v for k, v in inc.to_fetch.items() if k != key or rest}
+    if rest:
+        inc.to_fetch[key] = rest
+    inc.fetched = fetched
+    inc.meta.update(
+        asked=len(asked),
+        returned=len(outcomes),
+        changed=changed,
+        unchanged=same + len(inc.reused),
+        reused=len(inc.reused),
+        fetched_in_full=len(rest),
+        filter=advanced,
+    )
+    return inc
 
 
 def quarantine_records(

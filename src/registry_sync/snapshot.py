@@ -4,8 +4,11 @@ A snapshot is built in a hidden temp file and renamed into place, so a killed ru
 half file; the final file is made read-only and is never overwritten. A run whose records fail
 the quality gate is written under `rejected/` with its validation report and never becomes
 `latest`. Every record row carries its provenance (source URL, fetch time, payload sha256);
-every request the run made is a row of `requests`, and the bytes served are kept in `payloads`,
-so a stale value can be re-parsed later and a block or not-found answer can be shown.
+every request the run made is a row of `requests`, and the bytes served are named in `payloads`
+(sha256, kind, URL, request...) and kept once across snapshots in the payload store
+(`payload_store.py`, named in `_meta`), so a stale value can be re-parsed later and a block or
+not-found answer can be shown. Bodies are read through `payload_bodies` alone, which also reads a
+snapshot of schema 3 or older, whose bodies are inline.
 
 Reading needs only `sqlite3`: importing this module loads neither pandas nor requests
 (sqlite-utils, which imports pandas when installed, is imported only to write).
@@ -35,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from registry_sync import payload_store
 from registry_sync import snapshot_schema as schema
 from registry_sync.errors import SnapshotError
 from registry_sync.model import CuratedRow, Exchange, Finding, RawPayload, TrialState
@@ -89,12 +93,17 @@ def write_snapshot(
     *,
     accepted: bool,
     before_publish: Callable[[Path], None] | None = None,
+    inline_payloads: bool = False,
 ) -> Path:
     """Write a new snapshot file atomically; move the pointers only when accepted.
 
     `before_publish(temp_path)` runs on the complete file before it is renamed into place (the
     pipeline renders the reports there), then `finished_at` is stamped, so a snapshot never
     becomes visible before its reports exist.
+
+    The bodies go into the payload store of `store` (committed before the snapshot is built,
+    so a published snapshot never names a body the store lacks); `inline_payloads` keeps them
+    in the snapshot instead, as schema 3 did (for tests of old snapshots and for export).
     """
     folder = store if accepted else store / REJECTED_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,7 +113,14 @@ def write_snapshot(
     tmp = folder / f".{data.run_id}{SUFFIX}.tmp"
     tmp.unlink(missing_ok=True)
     try:
-        _build(tmp, data, accepted)
+        payload_rows = _unique_payload_rows(data)
+        meta_extra: dict[str, Any] = {}
+        if not inline_payloads:
+            store_file = payload_store.default_path(store)
+            payload_store.put(store_file, ((r["sha256"], r["body"]) for r in payload_rows))
+            payload_rows = [{**r, "body": None} for r in payload_rows]
+            meta_extra["payload_store"] = os.path.relpath(store_file, folder)
+        _build(tmp, data, accepted, payload_rows, meta_extra)
         pause_for_test("snapshot")
         if before_publish is not None:
             before_publish(tmp)
@@ -129,7 +145,13 @@ def carry_key(meta: Mapping[str, Any]) -> str:
     return str(meta.get("carry_key") or meta.get("mode") or "live")
 
 
-def _build(tmp: Path, data: SnapshotData, accepted: bool) -> None:
+def _build(
+    tmp: Path,
+    data: SnapshotData,
+    accepted: bool,
+    payload_rows: list[dict[str, Any]],
+    meta_extra: Mapping[str, Any],
+) -> None:
     import sqlite_utils  # imports pandas: only writers pay for it
 
     db = sqlite_utils.Database(tmp)
@@ -145,16 +167,22 @@ def _build(tmp: Path, data: SnapshotData, accepted: bool) -> None:
                 not_null=set(table.not_null),
             )
         with db.conn:
-            for name, rows in _rows(data, accepted):
+            for name, rows in _rows(data, accepted, payload_rows, meta_extra):
                 db.table(name).insert_all(rows, batch_size=BATCH)
     finally:
         db.close()
 
 
-def _rows(data: SnapshotData, accepted: bool) -> Iterator[tuple[str, Iterable[dict[str, Any]]]]:
+def _rows(
+    data: SnapshotData,
+    accepted: bool,
+    payload_rows: list[dict[str, Any]],
+    meta_extra: Mapping[str, Any],
+) -> Iterator[tuple[str, Iterable[dict[str, Any]]]]:
     """(table, rows) in creation order, so foreign keys point at rows already written."""
     meta = {
         **data.meta,
+        **meta_extra,
         "schema_version": SCHEMA_VERSION,
         "run_id": data.run_id,
         "accepted": accepted,
@@ -176,7 +204,7 @@ def _rows(data: SnapshotData, accepted: bool) -> Iterator[tuple[str, Iterable[di
     for row in data.carried_requests:
         requests.setdefault(row["request_id"], dict(row))
     yield "requests", requests.values()
-    yield "payloads", _unique_payload_rows(data)
+    yield "payloads", payload_rows
     yield "outcomes", (schema.outcome_row(s) for s in data.states)
     yield (
         "evidence",
@@ -427,6 +455,7 @@ def load_records(path: Path, trial_ids: Collection[str] | None = None) -> dict[s
         shas = json.dumps([r["payload_sha256"] for r in rows if r["payload_sha256"]])
         sql = "select * from payloads where sha256 in (select value from json_each(?))"
         payloads = {p["sha256"]: p for p in conn.execute(sql, [shas])}
+        bodies = _bodies(conn, path, payloads.values())
         rids = json.dumps([p["request_id"] for p in payloads.values() if p.get("request_id")])
         sql = "select * from requests where request_id in (select value from json_each(?))"
         requests = {r["request_id"]: r for r in conn.execute(sql, [rids])}
@@ -438,21 +467,73 @@ def load_records(path: Path, trial_ids: Collection[str] | None = None) -> dict[s
         out[row["trial_id"]] = StoredRecord(
             run_id=row.get("carried_from") or run_id,
             row=row,
-            payload=_payload(p) if p is not None else None,
+            payload=_payload(p, bodies[p["sha256"]]) if p is not None else None,
             request=requests.get(p.get("request_id")) if p is not None else None,
         )
     return out
 
 
-def _payload(p: Mapping[str, Any]) -> RawPayload:
+def _payload(p: Mapping[str, Any], body: bytes) -> RawPayload:
     return RawPayload(
         registry=p["registry"],
         trial_id=p["trial_id"],
         url=p["url"],
         fetched_at=datetime.fromisoformat(p["fetched_at"]),
-        body=p["body"],
+        body=body,
         content_type=p["content_type"],
         container_sha256=p["container_sha256"],
         source="" if p.get("source") in (None, p["registry"]) else p["source"],
         request_id=p.get("request_id"),
     )
+
+
+def payload_store_of(path: Path, meta: Mapping[str, Any] | None = None) -> Path | None:
+    """The payload store a snapshot names (`_meta.payload_store`, relative to its folder), or
+    None for a snapshot whose bodies are inline (schema 3 and older)."""
+    name = (read_meta(path) if meta is None else meta).get("payload_store")
+    return path.parent / str(name) if name else None
+
+
+def payload_bodies(path: Path, hashes: Collection[str] | None = None) -> dict[str, bytes]:
+    """The bytes of the payloads a snapshot names (only `hashes` when given), from the
+    snapshot itself when inline or else from the payload store it names: the one way every
+    reader gets a body. A body the store lacks is an error (`registry-sync verify` lists
+    them all)."""
+    conn = open_snapshot(path)
+    try:
+        if hashes is None:
+            rows = list(conn.execute("select sha256, body from payloads"))
+        else:
+            sql = (
+                "select sha256, body from payloads where sha256 in (select value from json_each(?))"
+            )
+            rows = list(conn.execute(sql, [json.dumps(sorted(hashes))]))
+        return _bodies(conn, path, rows)
+    finally:
+        conn.close()
+
+
+def _bodies(
+    conn: sqlite3.Connection, path: Path, rows: Iterable[Mapping[str, Any]]
+) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    outside: set[str] = set()
+    for row in rows:
+        if row["body"] is not None:
+            out[row["sha256"]] = bytes(row["body"])
+        else:
+            outside.add(row["sha256"])
+    if not outside:
+        return out
+    found = conn.execute("select value from _meta where key = 'payload_store'").fetchone()
+    if found is None:
+        raise SnapshotError(f"{path}: payloads without a body and no payload store named")
+    where = path.parent / str(json.loads(found["value"]))
+    stored = payload_store.get(where, outside)
+    missing = outside - stored.keys()
+    if missing:
+        raise SnapshotError(
+            f"{path}: {len(missing)} payload(s) missing from {where}, e.g. {min(missing)} "
+            "(run `registry-sync verify`)"
+        )
+    return out | stored

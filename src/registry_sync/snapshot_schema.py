@@ -24,7 +24,7 @@ from registry_sync.model import (
     TrialState,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: bodies in the payload store (`payloads.body` NULL), named in _meta
 
 # Response headers worth keeping as evidence (the rest is noise or a cookie value).
 KEPT_HEADERS = (
@@ -97,7 +97,7 @@ TABLES: tuple[Table, ...] = (
         },
         pk="sha256",
         foreign_keys=(("request_id", "requests", "request_id"),),
-        not_null=frozenset({"kind", "registry", "body"}),
+        not_null=frozenset({"kind", "registry"}),  # body: NULL when in the payload store
     ),
     Table(
         "outcomes",

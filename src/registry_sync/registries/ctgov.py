@@ -140,8 +140,28 @@ def fetch(
     return outcomes
 
 
+def fetch_changed(
+    trial_ids: Sequence[str],
+    http: Http,
+    base_url: str,
+    advanced: str,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[FetchOutcome]:
+    """An incremental night: the outcomes of the IDs `filter.advanced` lets through (studies
+    updated since, see `incremental.py`); an ID the answer leaves out gets no outcome (it did not
+    change). A batch that fails gives its error outcome for every ID of it."""
+    size = max(1, min(batch_size, MAX_BATCH_SIZE))
+    valid = list(dict.fromkeys(t for t in trial_ids if ids.ID_PATTERNS[KEY].fullmatch(t)))
+    outcomes: list[FetchOutcome] = []
+    for start in range(0, len(valid), size):
+        batch = fetch_batch(valid[start : start + size], http, base_url, size, advanced)
+        outcomes.extend(o for o in batch if o.outcome is not Outcome.NOT_FOUND)
+    return outcomes
+
+
 def fetch_batch(
-    batch: Sequence[str], http: Http, base_url: str, page_size: int
+    batch: Sequence[str], http: Http, base_url: str, page_size: int, advanced: str | None = None
 ) -> list[FetchOutcome]:
     """Fetch one `filter.ids` batch, following `nextPageToken`, and account for every ID.
 
@@ -155,6 +175,8 @@ def fetch_batch(
         "pageSize": str(page_size),
         "format": "json",
     }
+    if advanced is not None:  # an incremental night: only studies the filter lets through
+        params["filter.advanced"] = advanced
     found: dict[str, FetchOutcome] = {}
     pages: list[Exchange] = []
     unreadable = 0

@@ -7,7 +7,11 @@ API does:
   more remain; `totalCount` on the first page only, and only with `countTotal=true`; a
   `pageToken` must come with the same other parameters (`countTotal` aside), else 400. Without
   `filter.ids` every study in the set is listed, by NCT ID. `fields` is accepted and **ignored**:
-  full documents are returned. Any other parameter is a 400, so a fetcher that relies on a
+  full documents are returned. `filter.advanced` is honoured for one expression only,
+  `AREA[LastUpdatePostDate]RANGE[<from>,<to>]` (dates `yyyy-MM-dd`, or `MIN`/`MAX`; the API's
+  documented example): a study is served when its `lastUpdatePostDateStruct.date` is in the
+  range, inclusive (a `yyyy-MM` date counts as the month's first day); any other expression is
+  a 400. Any other parameter is a 400, so a fetcher that relies on a
   filter the replay does not implement fails loudly instead of seeing the wrong studies.
 - `GET /studies/{nctId}`: the recorded bytes, or 404 `text/plain`.
 - `GET /version`: `ctgov/version.json` when the set has one, else 404.
@@ -43,7 +47,12 @@ from registry_sync.replay.routes import (
 
 CTGOV_MAX_PAGE_SIZE = 1000
 CTGOV_DEFAULT_PAGE_SIZE = 10
-_CTGOV_LIST_PARAMS = frozenset({"filter.ids", "pageSize", "pageToken", "countTotal", "fields"})
+_CTGOV_LIST_PARAMS = frozenset(
+    {"filter.ids", "filter.advanced", "pageSize", "pageToken", "countTotal", "fields"}
+)
+_LAST_UPDATE_RANGE = re.compile(
+    r"AREA\[LastUpdatePostDate\]RANGE\[\s*(MIN|\d{4}-\d{2}-\d{2})\s*,\s*(MAX|\d{4}-\d{2}-\d{2})\s*\]"
+)
 _CTGOV_STUDY_PARAMS = frozenset({"fields", "markupFormat"})
 
 
@@ -104,8 +113,15 @@ def _ctgov_studies(store: Store, match: re.Match[str], request: ReplayRequest) -
             return text_reply(400, "pageToken does not belong to these parameters")
         offset = decoded
     ids = _ctgov_ids(store, query.get("filter.ids"))
-    page = ids[offset : offset + size]
     docs = store.space(NCT_ID)
+    if "filter.advanced" in query:
+        bounds = _LAST_UPDATE_RANGE.fullmatch(query["filter.advanced"].strip())
+        if bounds is None:
+            message = "the replay server implements filter.advanced only as "
+            message += "AREA[LastUpdatePostDate]RANGE[<from>,<to>]"
+            return text_reply(400, message)
+        ids = [i for i in ids if _in_range(docs[i].body, bounds[1], bounds[2])]
+    page = ids[offset : offset + size]
     parts = [b'{"studies":[', b",".join(docs[i].body.strip() for i in page), b"]"]
     if "pageToken" not in query and query.get("countTotal", "").lower() == "true":
         parts.append(b',"totalCount":' + str(len(ids)).encode())
@@ -122,6 +138,17 @@ def _ctgov_ids(store: Store, filter_ids: str | None) -> list[str]:
         return sorted(docs)
     wanted = [part.strip().upper() for part in re.split(r"[,|]", filter_ids)]
     return [i for i in dict.fromkeys(wanted) if i in docs]
+
+
+def _in_range(body: bytes, low: str, high: str) -> bool:
+    """The study's `lastUpdatePostDateStruct.date` lies in [low, high] (`MIN`/`MAX` open)."""
+    doc = json.loads(body)
+    status = doc.get("protocolSection", {}).get("statusModule", {})
+    raw = status.get("lastUpdatePostDateStruct", {}).get("date")
+    if not isinstance(raw, str) or not raw:
+        return False
+    day = raw if len(raw) == 10 else f"{raw[:7]}-01"
+    return (low == "MIN" or day >= low) and (high == "MAX" or day <= high)
 
 
 def _signature(query: Mapping[str, str]) -> str:
