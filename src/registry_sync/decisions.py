@@ -29,14 +29,13 @@ import difflib
 import fcntl
 import hashlib
 import io
-import os
-import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from registry_sync import snapshot
 from registry_sync.errors import CuratedTableError
 from registry_sync.escape import csv_cell, csv_cell_read
 from registry_sync.model import Finding
@@ -323,12 +322,7 @@ def _write_with(path: Path, decision: Decision) -> None:
     for d in rows:
         cells = (d.key, d.registry_value, d.reason, d.decided_on, d.decided_by)
         writer.writerow([csv_cell(c) for c in cells])  # a reason `=…` is no formula
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    snapshot.write_text_atomic(path, buffer.getvalue())
 
 
 __all__ = [

@@ -24,13 +24,12 @@ recorded exchanges). Versions are immutable: each one read is cached on disk
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from registry_sync import snapshot
 from registry_sync.errors import FetchError, ParseError
 from registry_sync.http import Http
 from registry_sync.model import RawPayload, RegistryRecord
@@ -143,9 +142,12 @@ def _version(
     cached.parent.mkdir(parents=True, exist_ok=True)
     # kept without contacts (as every stored ClinicalTrials.gov body), through a temp name no
     # other writer uses
-    tmp = cached.with_name(f".{cached.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    tmp.write_bytes(ctgov.redact(resp.body))
-    tmp.replace(cached)
+    tmp = snapshot.temp_name(cached)
+    try:
+        tmp.write_bytes(ctgov.redact(resp.body))
+        tmp.replace(cached)
+    finally:
+        tmp.unlink(missing_ok=True)
     return record
 
 
