@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ParamSpec, TypeVar
 
-from prefect import task
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
 from registry_sync import pipeline
@@ -53,6 +53,19 @@ def _plain_task(fn: Callable[P, R], name: str) -> Callable[P, R]:
     return task(name=name, cache_policy=NO_CACHE, persist_result=False)(fn)
 
 
+def _fetch_task(fn: Callable[P, R], name: str, retry_delay_s: float) -> Task[P, R]:
+    """`fn` as a fetch task: retried only on a transient failure (the count is set per
+    registry when it runs), never cached, no result persisted."""
+    return task(
+        name=name,
+        retries=0,
+        retry_delay_seconds=retry_delay_s,
+        retry_condition_fn=is_transient_failure,
+        cache_policy=NO_CACHE,
+        persist_result=False,
+    )(fn)
+
+
 def prefect_steps(fetch_retry_delay_s: float = FETCH_RETRY_DELAY_S) -> pipeline.Steps:
     """`pipeline.Steps` whose calls run as Prefect tasks inside the calling flow.
 
@@ -60,14 +73,7 @@ def prefect_steps(fetch_retry_delay_s: float = FETCH_RETRY_DELAY_S) -> pipeline.
     registry that blocks bots is never retried, ClinicalTrials.gov twice.
     """
     base = pipeline.Steps()
-    fetch_task = task(
-        name="fetch-registry",
-        retries=0,
-        retry_delay_seconds=fetch_retry_delay_s,
-        retry_condition_fn=is_transient_failure,
-        cache_policy=NO_CACHE,
-        persist_result=False,
-    )(base.fetch_registry)
+    fetch_task = _fetch_task(base.fetch_registry, "fetch-registry", fetch_retry_delay_s)
 
     def fetch(key: str, ids: Sequence[str], http: Http, base_url: str) -> list[FetchOutcome]:
         info = REGISTRY_TABLE.get(key)
@@ -156,14 +162,7 @@ def distributed_steps(
     Results come back to the flow's process (pickled), which parses, reconciles and writes
     the snapshot once, exactly as in one process."""
     base = prefect_steps(fetch_retry_delay_s)
-    shard_task = task(
-        name="fetch-shard",
-        retries=0,
-        retry_delay_seconds=fetch_retry_delay_s,
-        retry_condition_fn=is_transient_failure,
-        cache_policy=NO_CACHE,
-        persist_result=False,
-    )(fetch_on_worker)
+    shard_task = _fetch_task(fetch_on_worker, "fetch-shard", fetch_retry_delay_s)
     size = batch_size or ctgov.DEFAULT_BATCH_SIZE
     at_once = max(1, batches_at_once)
     serial: dict[str, threading.Lock] = {k: threading.Lock() for k in REGISTRY_TABLE}
