@@ -62,11 +62,13 @@ def fetch_one(
     *,
     home: str | None = None,
     redact: Redactor | None = None,
+    stamp: bool = True,
 ) -> Collected:
     """Fetch trials through `fetch` (a step, maybe a task) of registry or source `key`; never
     raises for anything the adapter does. `home` is set when `key` is a source asked for
     another registry's trials (WHO ICTRP for a blocked registry): the outcomes stay the home
-    registry's, marked as served by the source."""
+    registry's, marked as served by the source. `stamp`: also ask the registry's data
+    timestamp (the first share of a registry's IDs does)."""
     started = time.monotonic()
     got = Collected(key)
     registry, source = (home, key) if home else (key, "")
@@ -82,7 +84,7 @@ def fetch_one(
             FetchOutcome(registry, t, Outcome.REGISTRY_DOWN, detail, source=source) for t in ids
         ]
     else:
-        if home is None:
+        if home is None and stamp:  # once per registry per run, not per share of its IDs
             got.timestamp = _stamp(key, http, base_url, data_timestamp, got.notes)
     checked = enforce_contract(registry, ids, outcomes, got.notes, source=source)
     once = remembered(redact)

@@ -127,6 +127,13 @@ class Http:
         self.exchanges: list[Exchange] = []
         self.requests_sent = 0
 
+    def drain_exchanges(self) -> list[Exchange]:
+        """The exchanges recorded so far, handed over and forgotten here (a long run's caller
+        keeps what it needs of them, so the client never holds every body it received)."""
+        with self._lock:
+            taken, self.exchanges = self.exchanges, []
+        return taken
+
     def close(self) -> None:
         with self._lock:
             sessions = list(self._sessions.values())

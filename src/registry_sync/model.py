@@ -145,6 +145,16 @@ class Origin(StrEnum):
 
 
 @dataclass(frozen=True)
+class StoredBody:
+    """A body kept in the payload store instead of in memory: its sha256 and length. A run
+    puts each page and extract there as soon as it is parsed, so that a 100,000-trial run
+    never holds every body at once."""
+
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Exchange:
     """One HTTP request and its answer as served (body capped), kept as evidence.
 
@@ -164,10 +174,21 @@ class Exchange:
     error: str | None = None
     # when `body` is a redacted copy (personal data removed): the sha256 of the bytes as served
     served_sha256: str | None = None
+    # set when the body went to the payload store and was dropped here (see `stored`)
+    stored: StoredBody | None = dataclasses.field(default=None, compare=False)
 
     @functools.cached_property
     def sha256(self) -> str:  # computed once: a batch page is every trial's evidence
-        return hashlib.sha256(self.body).hexdigest()
+        return self.stored.sha256 if self.stored else hashlib.sha256(self.body).hexdigest()
+
+    @property
+    def size(self) -> int:
+        return self.stored.size if self.stored else len(self.body)
+
+    @property
+    def has_body(self) -> bool:
+        """An answer with bytes, here or in the payload store."""
+        return bool(self.body) or self.stored is not None
 
     @property
     def content_type(self) -> str:
@@ -193,10 +214,16 @@ class RawPayload:
     container_sha256: str | None = None
     source: str = ""  # "" = the home registry itself
     request_id: str | None = None
+    # set when the body went to the payload store and was dropped here (see `stored`)
+    stored: StoredBody | None = dataclasses.field(default=None, compare=False)
 
     @functools.cached_property
     def sha256(self) -> str:  # computed once: a batch page is every trial's evidence
-        return hashlib.sha256(self.body).hexdigest()
+        return self.stored.sha256 if self.stored else hashlib.sha256(self.body).hexdigest()
+
+    @property
+    def size(self) -> int:
+        return self.stored.size if self.stored else len(self.body)
 
     @property
     def served_by(self) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 import zlib
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -51,7 +52,13 @@ class Problem:
 def _connect(path: Path, *, write: bool) -> sqlite3.Connection:
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
+        conn = sqlite3.connect(
+            # a `Writer` is shared by the fetch workers; its own lock serialises them
+            path,
+            timeout=_BUSY_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         conn.execute("PRAGMA synchronous = FULL")
         # set before the first table exists (a no-op after): 16 KB pages hold seven ~2 KB
         # compressed study documents each, where 4 KB pages hold one and waste nearly half
@@ -82,29 +89,67 @@ def put(path: Path, bodies: Iterable[tuple[str, bytes]]) -> tuple[int, int]:
     added, compressed bytes added). A sha256 that does not match its body is refused: the
     store is keyed by content, never by what a caller says."""
     conn = _connect(path, write=True)
-    added = added_bytes = 0
     try:
-        conn.execute("begin immediate")
-        try:
-            for digest, body in bodies:
-                if sha256(body) != digest:
-                    raise ValueError(f"payload store: body does not hash to {digest}")
-                if conn.execute("select 1 from bodies where sha256 = ?", [digest]).fetchone():
-                    continue
-                data = zlib.compress(body, LEVEL)
-                conn.execute(
-                    "insert into bodies (sha256, size, codec, data) values (?, ?, 'zlib', ?)",
-                    [digest, len(body), data],
-                )
-                added += 1
-                added_bytes += len(data)
-            conn.execute("commit")
-        except BaseException:
-            conn.execute("rollback")
-            raise
+        return _put(conn, bodies)
     finally:
         conn.close()
+
+
+def _put(conn: sqlite3.Connection, bodies: Iterable[tuple[str, bytes]]) -> tuple[int, int]:
+    added = added_bytes = 0
+    conn.execute("begin immediate")
+    try:
+        for digest, body in bodies:
+            if sha256(body) != digest:
+                raise ValueError(f"payload store: body does not hash to {digest}")
+            if conn.execute("select 1 from bodies where sha256 = ?", [digest]).fetchone():
+                continue
+            data = zlib.compress(body, LEVEL)
+            conn.execute(
+                "insert into bodies (sha256, size, codec, data) values (?, ?, 'zlib', ?)",
+                [digest, len(body), data],
+            )
+            added += 1
+            added_bytes += len(data)
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
     return added, added_bytes
+
+
+class Writer:
+    """The store held open for one run: `put` from any thread, each call one durable
+    transaction, so the bodies of a batch are on disk (and out of memory) as soon as it is
+    parsed. Only the run-lock holder opens one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None  # opened by the first `put`
+        self._lock = threading.Lock()
+        self.added = 0
+        self.added_bytes = 0
+
+    def put(self, bodies: Iterable[tuple[str, bytes]]) -> None:
+        """As module-level `put`: each (sha256, body) not stored yet; a mismatch is refused."""
+        with self._lock:
+            if self._conn is None:
+                self._conn = _connect(self.path, write=True)
+            added, added_bytes = _put(self._conn, bodies)
+            self.added += added
+            self.added_bytes += added_bytes
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _decode(codec: str, data: bytes) -> bytes:

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import hashlib
 import json
+import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from registry_sync import (
     history,
     incremental,
     layout,
+    payload_store,
     politeness,
     quarantine,
     report,
@@ -51,6 +52,7 @@ from registry_sync import (
     validate,
     verdict,
 )
+from registry_sync.body_sink import BodySink
 from registry_sync.curated import CuratedTable, load_curated
 from registry_sync.errors import RegistryDownError, ValidationFailed
 from registry_sync.http import Http
@@ -192,8 +194,10 @@ def run_pipeline(
         with _endpoints(settings, request) as endpoints:
             own_http = http is None
             http = http or Http(endpoints.settings.http)
+            store = payload_store.default_path(endpoints.settings.snapshots_dir)
             try:
-                result = _run(endpoints, request, steps, http, on_progress)
+                with payload_store.Writer(store) as writer:
+                    result = _run(endpoints, request, steps, http, on_progress, BodySink(writer))
             finally:
                 if own_http:
                     http.close()
@@ -234,6 +238,7 @@ class Fetched:
     exchanges: dict[str, Exchange] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # contract violations, adapter errors
     seconds: dict[str, float] = field(default_factory=dict)
+    loose: list[Exchange] = field(default_factory=list)  # requests no outcome pointed at
 
     def merge(self, other: Fetched) -> None:
         """Add another stage's payloads, exchanges, notes and timings (not its states)."""
@@ -242,6 +247,19 @@ class Fetched:
             self.exchanges.setdefault(rid, ex)
         self.notes.extend(other.notes)
         self.seconds.update(other.seconds)
+        self.loose.extend(other.loose)
+
+    def keep_loose(self, exchanges: Sequence[Exchange], sink: BodySink) -> None:
+        """Requests no outcome pointed at (retries, robots.txt, version history), redacted and
+        stored as evidence of the run."""
+        new = {
+            ex.request_id: collect.redact_exchange(ex, _redactor(ex.registry))
+            for ex in exchanges
+            if ex.request_id not in self.exchanges
+        }
+        _, kept = sink.stash((), list(new.values()))
+        for ex in kept:
+            self.exchanges.setdefault(ex.request_id, ex)
 
 
 def _run(
@@ -250,8 +268,10 @@ def _run(
     steps: Steps,
     http: Http,
     on_progress: ProgressHook | None = None,
+    sink: BodySink | None = None,
 ) -> RunResult:
     settings = endpoints.settings
+    sink = sink or BodySink(None)
     started = datetime.now(UTC)
     table, curated_report = _load_and_gate(settings, steps)
     review = steps.load_review(settings.curated_path)
@@ -263,12 +283,16 @@ def _run(
     mode, key = endpoints.mode(keys), endpoints.carry_key(keys)
     previous = snapshot.latest_of_mode(settings.snapshots_dir, key)
     clock = time.monotonic()
-    inc = fetch_unchanged(endpoints, steps, http, by_registry, previous, table.sha256, request)
-    fetched = fetch_all(endpoints, steps, http, inc.to_fetch, on_progress=on_progress)
+    inc = fetch_unchanged(
+        endpoints, steps, http, by_registry, previous, table.sha256, request, sink
+    )
+    fetched = fetch_all(endpoints, steps, http, inc.to_fetch, on_progress=on_progress, sink=sink)
     fetched.merge(inc.fetched)
     fetched.states.update(inc.fetched.states)
     fetched.timestamps.update({k: v for k, v in inc.fetched.timestamps.items() if v})
-    states, copies = ask_ictrp(endpoints, steps, http, fetched.states, on_progress=on_progress)
+    states, copies = ask_ictrp(
+        endpoints, steps, http, fetched.states, on_progress=on_progress, sink=sink
+    )
     bound, why = politeness.lower_bound(by_registry)
     timing = {
         "fetch_s": round(time.monotonic() - clock, 2),
@@ -278,9 +302,7 @@ def _run(
     }
     fetched.merge(copies)
     snapshot.pause_for_test("fetch")
-    for ex in list(http.exchanges):  # requests no outcome pointed at (retries, robots)
-        if ex.request_id not in fetched.exchanges:
-            fetched.exchanges[ex.request_id] = collect.redact_exchange(ex, _redactor(ex.registry))
+    fetched.keep_loose([*fetched.loose, *http.drain_exchanges()], sink)
     states = {**planned, **states}
     if endpoints.origin_of is not None:
         states = mark_not_in_replay(states, endpoints.origin_of)
@@ -293,9 +315,7 @@ def _run(
         key=lambda f: (f.table, f.line, f.field, f.kind),
     )
     findings, verdict_meta = judge(endpoints, steps, http, (rows, states, findings), review, key)
-    for ex in list(http.exchanges):  # the version-history requests, when asked
-        if ex.request_id not in fetched.exchanges:
-            fetched.exchanges[ex.request_id] = collect.redact_exchange(ex, _redactor(ex.registry))
+    fetched.keep_loose(http.drain_exchanges(), sink)  # the version-history requests, if asked
     findings = decisions.apply(findings, decided.rows)  # after the verdicts: every finding
     decided_meta = decisions.summarise(decided, findings)
     records_report = steps.validate_records(
@@ -400,6 +420,7 @@ def fetch_unchanged(
     previous: Path | None,
     curated_sha256: str,
     request: RunRequest,
+    sink: BodySink | None = None,
 ) -> Incremental:
     """Incremental vs full (see `incremental.py`). Incremental: one filtered query for the
     ClinicalTrials.gov IDs the last snapshot holds a fresh record of; those it leaves out are
@@ -471,6 +492,9 @@ def fetch_unchanged(
     inc.to_fetch = {k: v for k, v in inc.to_fetch.items() if k != key or rest}
     if rest:
         inc.to_fetch[key] = rest
+    sink = sink or BodySink(None)
+    fetched.payloads, kept = sink.stash(fetched.payloads, list(fetched.exchanges.values()))
+    fetched.exchanges = {ex.request_id: ex for ex in kept}
     inc.fetched = fetched
     inc.meta.update(
         asked=len(asked),
@@ -605,11 +629,13 @@ def plan(rows: Sequence[CuratedRow]) -> tuple[dict[str, TrialState], dict[str, l
 @dataclass(frozen=True)
 class Job:
     """One worker's share: registry or source `key` asked for `ids` (of `home`, when `key` is a
-    source such as WHO ICTRP asked for another registry's trials)."""
+    source such as WHO ICTRP asked for another registry's trials). `part` numbers the shares of
+    one registry's IDs (see `split_jobs`); the first also asks the data timestamp."""
 
     key: str
     ids: tuple[str, ...]
     home: str | None = None
+    part: int = 0
 
     @property
     def name(self) -> str:
@@ -618,37 +644,106 @@ class Job:
 
 
 ProgressHook = Callable[[str, int, int], None]  # (job name, trials done, trials asked)
+JOBS_AT_ONCE = 2  # shares of one registry in flight at a time (bounded memory)
 
 
-def _counted(job: Job, hook: ProgressHook | None) -> Callable[..., collect.Collected]:
-    """`collect.fetch_one` for `job`, telling `hook` as the adapter answers each trial (a
-    ClinicalTrials.gov batch at once); run inside the worker's own context."""
-    fetch = functools.partial(collect.fetch_one, home=job.home, redact=_redactor(job.key))
-    if hook is None:
-        return fetch
-    total = len(job.ids)
+def split_jobs(jobs: Sequence[Job]) -> list[Job]:
+    """Each job cut into shares of its adapter's `ids_per_job` (ClinicalTrials.gov: 2,000 IDs,
+    a few batch requests): each share is parsed and its bodies stored before more are held."""
+    out: list[Job] = []
+    for job in jobs:
+        adapter = REGISTRIES.get(job.key)
+        size = adapter.ids_per_job if adapter is not None else None
+        if not size or len(job.ids) <= size:
+            out.append(job)
+            continue
+        for part, start in enumerate(range(0, len(job.ids), size)):
+            out.append(replace(job, ids=job.ids[start : start + size], part=part))
+    return out
 
-    def run(*args: Any) -> collect.Collected:
-        done = 0
+
+class _Progress:
+    """One bar per job name, whatever the number of its shares: trials done over all shares."""
+
+    def __init__(self, hook: ProgressHook, jobs: Sequence[Job]) -> None:
+        self.hook = hook
+        self.total: Counter[str] = Counter()
+        for job in jobs:
+            self.total[job.name] += len(job.ids)
+        self.done: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        for name, total in self.total.items():
+            self.hook(name, 0, total)
+
+    def add(self, name: str, n: int) -> None:
+        with self.lock:
+            self.done[name] = min(self.total[name], self.done[name] + n)
+            done = self.done[name]
+        self.hook(name, done, self.total[name])
+
+
+@dataclass
+class _Share:
+    """What one share gives back from its worker: parsed states, bodies already stored."""
+
+    collected: collect.Collected
+    states: list[TrialState]
+    payloads: list[RawPayload]
+    exchanges: list[Exchange]
+
+
+def _worker(
+    job: Job,
+    endpoints: Endpoints,
+    steps: Steps,
+    http: Http,
+    sink: BodySink,
+    progress: _Progress | None,
+) -> Callable[[], _Share]:
+    """Fetch one share (telling `progress` as the adapter answers each trial, a
+    ClinicalTrials.gov batch at once), parse it and put its bodies in the store, all in the
+    worker: only hashes come back."""
+
+    def run() -> _Share:
+        reported = 0
 
         def tick(n: int) -> None:
-            nonlocal done
-            done = min(total, done + n)
-            hook(job.name, done, total)
+            nonlocal reported
+            if progress is not None:
+                reported += n
+                progress.add(job.name, n)
 
         with _ticks.listening(tick):
-            return fetch(*args)
+            got = collect.fetch_one(
+                job.key,
+                list(job.ids),
+                http,
+                endpoints.settings.base_url(job.key),
+                steps.fetch_registry,
+                steps.fetch_data_timestamp,
+                home=job.home,
+                redact=_redactor(job.key),
+                stamp=job.part == 0,
+            )
+        if progress is not None and reported < len(job.ids):
+            progress.add(job.name, len(job.ids) - reported)
+        states: list[TrialState] = []
+        payloads: list[RawPayload] = []
+        exchanges: dict[str, Exchange] = {}
+        for o in got.outcomes:
+            state = collect.parse_outcome(o, REGISTRIES)
+            states.append(replace(state, origin=endpoints.origin(job.key, o.trial_id)))
+            for ex in o.evidence:
+                exchanges.setdefault(ex.request_id, ex)
+            if state.outcome is Outcome.OK and o.payload is not None:
+                payloads.append(o.payload)
+        slim_payloads, slim_exchanges = sink.stash(payloads, list(exchanges.values()))
+        got.outcomes = []  # parsed: the bodies they held are in the store now
+        return _Share(got, states, slim_payloads, slim_exchanges)
 
     return run
-
-
-def _report_progress(jobs: Sequence[Job], futures: Sequence[Any], hook: ProgressHook) -> None:
-    """n/n for each job as its worker finishes, whatever its adapter ticked (see `_counted`;
-    `fetch_jobs` said 0/n for every job before any worker started)."""
-    by_future = dict(zip(futures, jobs, strict=True))
-    for future in as_completed(futures):
-        job = by_future[future]
-        hook(job.name, len(job.ids), len(job.ids))
 
 
 def fetch_all(
@@ -658,10 +753,11 @@ def fetch_all(
     by_registry: Mapping[str, Sequence[str]],
     *,
     on_progress: ProgressHook | None = None,
+    sink: BodySink | None = None,
 ) -> Fetched:
     """Every registry's trials, each registry in its own worker."""
     jobs = [Job(k, tuple(v)) for k, v in by_registry.items()]
-    return fetch_jobs(endpoints, steps, http, jobs, on_progress=on_progress)
+    return fetch_jobs(endpoints, steps, http, jobs, on_progress=on_progress, sink=sink)
 
 
 def fetch_jobs(
@@ -671,49 +767,72 @@ def fetch_jobs(
     jobs: Sequence[Job],
     *,
     on_progress: ProgressHook | None = None,
+    sink: BodySink | None = None,
 ) -> Fetched:
-    """Each job in its own worker thread (so a whole run takes about as long as its slowest
-    registry); the per-host throttle in `Http` stays serial. The context is copied into each
-    worker so that, in a flow, the steps still run as tasks."""
+    """Each registry in its own worker thread (so a whole run takes about as long as its
+    slowest registry); the per-host throttle in `Http` stays serial. A registry whose adapter
+    takes its IDs in shares (`split_jobs`) has at most `JOBS_AT_ONCE` of them in flight, each
+    parsed and its bodies stored (`sink`) in its worker as it ends. The context is copied into
+    each worker so that, in a flow, the steps still run as tasks."""
     fetched = Fetched()
     if not jobs:
         return fetched
-    workers = endpoints.settings.fetch_workers or len(jobs)
-    if on_progress is not None:
-        for job in jobs:
-            on_progress(job.name, 0, len(job.ids))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        futures = [
-            pool.submit(
-                contextvars.copy_context().run,
-                _counted(job, on_progress),
-                job.key,
-                list(job.ids),
-                http,
-                endpoints.settings.base_url(job.key),
-                steps.fetch_registry,
-                steps.fetch_data_timestamp,
-            )
-            for job in jobs
-        ]
-        if on_progress is not None:
-            _report_progress(jobs, futures, on_progress)
-        for job, future in zip(jobs, futures, strict=True):
-            got = future.result()  # fetch_one never raises for an adapter's problem
-            name = job.name
-            if job.home is None:
-                fetched.timestamps[job.key] = got.timestamp
-            fetched.notes.extend(got.notes)
-            fetched.seconds[name] = round(got.seconds, 3)
-            for o in got.outcomes:
-                state = collect.parse_outcome(o, REGISTRIES)
-                origin = endpoints.origin(job.key, o.trial_id)
-                fetched.states[o.trial_id] = replace(state, origin=origin)
-                for ex in o.evidence:
-                    fetched.exchanges.setdefault(ex.request_id, ex)
-                if state.outcome is Outcome.OK and o.payload is not None:
-                    fetched.payloads.append(o.payload)
+    sink = sink or BodySink(None)
+    shares = split_jobs(jobs)
+    progress = _Progress(on_progress, shares) if on_progress is not None else None
+    if progress is not None:
+        progress.start()
+    queued: dict[str, deque[Job]] = defaultdict(deque)
+    for job in shares:
+        queued[job.name].append(job)
+    workers = endpoints.settings.fetch_workers or len(queued)
+    at_once = {name: min(JOBS_AT_ONCE, len(q)) for name, q in queued.items()}
+    loose: dict[str, Exchange] = {}  # requests no outcome pointed at yet (retries, robots)
+    with ThreadPoolExecutor(
+        max_workers=max(workers, 1) * JOBS_AT_ONCE, thread_name_prefix="fetch"
+    ) as pool:
+        running: dict[Future[_Share], Job] = {}
+
+        def submit(name: str) -> None:
+            job = queued[name].popleft()
+            run = _worker(job, endpoints, steps, http, sink, progress)
+            running[pool.submit(contextvars.copy_context().run, run)] = job
+
+        names = list(queued)
+        for name in names[:workers]:
+            for _ in range(at_once[name]):
+                submit(name)
+        waiting = names[workers:]
+        while running:
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                job = running.pop(future)
+                _absorb(fetched, job, future.result())  # fetch_one never raises for an adapter
+                if queued[job.name]:
+                    submit(job.name)
+                elif waiting and not any(j.name == job.name for j in running.values()):
+                    nxt = waiting.pop(0)
+                    for _ in range(at_once[nxt]):
+                        submit(nxt)
+            for ex in http.drain_exchanges():
+                loose.setdefault(ex.request_id, ex)
+            for rid in [r for r in loose if r in fetched.exchanges]:
+                del loose[rid]  # its job's evidence, already redacted and stored
+    fetched.loose = list(loose.values())
     return fetched
+
+
+def _absorb(fetched: Fetched, job: Job, share: _Share) -> None:
+    got = share.collected
+    if job.home is None and job.part == 0:
+        fetched.timestamps[job.key] = got.timestamp
+    fetched.notes.extend(got.notes)
+    fetched.seconds[job.name] = round(fetched.seconds.get(job.name, 0.0) + got.seconds, 3)
+    for state in share.states:
+        fetched.states[state.trial_id] = state
+    for ex in share.exchanges:
+        fetched.exchanges.setdefault(ex.request_id, ex)
+    fetched.payloads.extend(share.payloads)
 
 
 def _redactor(key: str) -> collect.Redactor | None:
@@ -728,6 +847,7 @@ def ask_ictrp(
     states: dict[str, TrialState],
     *,
     on_progress: ProgressHook | None = None,
+    sink: BodySink | None = None,
 ) -> tuple[dict[str, TrialState], Fetched]:
     """The fallback stage: trials their registry could not give (blocked, down, gone without
     a new home) asked of WHO ICTRP, one worker per home registry."""
@@ -736,7 +856,7 @@ def ask_ictrp(
     if not wanted or "ictrp" not in REGISTRIES:
         return states, Fetched()
     jobs = [Job("ictrp", tuple(ids), home) for home, ids in wanted.items()]
-    copies = fetch_jobs(endpoints, steps, http, jobs, on_progress=on_progress)
+    copies = fetch_jobs(endpoints, steps, http, jobs, on_progress=on_progress, sink=sink)
     return fallback.merge_ictrp(states, copies.states), copies
 
 

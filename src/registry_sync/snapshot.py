@@ -115,11 +115,19 @@ def write_snapshot(
     try:
         payload_rows = _unique_payload_rows(data)
         meta_extra: dict[str, Any] = {}
+        store_file = payload_store.default_path(store)
         if not inline_payloads:
-            store_file = payload_store.default_path(store)
-            payload_store.put(store_file, ((r["sha256"], r["body"]) for r in payload_rows))
+            held = ((r["sha256"], r["body"]) for r in payload_rows if r["body"] is not None)
+            payload_store.put(store_file, held)
             payload_rows = [{**r, "body": None} for r in payload_rows]
             meta_extra["payload_store"] = os.path.relpath(store_file, folder)
+        else:  # bodies the run already put in the store come back inline
+            stored = payload_store.get(
+                store_file, {r["sha256"] for r in payload_rows if r["body"] is None}
+            )
+            payload_rows = [
+                {**r, "body": r["body"] or stored.get(r["sha256"])} for r in payload_rows
+            ]
         _build(tmp, data, accepted, payload_rows, meta_extra)
         pause_for_test("snapshot")
         if before_publish is not None:
@@ -223,7 +231,7 @@ def _unique_payload_rows(data: SnapshotData) -> list[dict[str, Any]]:
     origins = {s.payload_sha256: s.origin.value for s in data.states if s.payload_sha256}
     rows: dict[str, dict[str, Any]] = {}
     for ex in data.exchanges:
-        if ex.status is not None and ex.body:
+        if ex.status is not None and ex.has_body:
             rows.setdefault(ex.sha256, schema.served_payload_row(ex))
     for p in data.payloads:
         rows[p.sha256] = schema.extract_payload_row(p, origins.get(p.sha256))

@@ -338,7 +338,7 @@ def request_row(ex: Exchange, endpoint: str) -> dict[str, Any]:
         "fetched_at": ex.fetched_at.isoformat(),
         "headers": json.dumps(kept, ensure_ascii=False),
         "body_sha256": (ex.served_sha256 or ex.sha256) if answered else None,
-        "body_size": len(ex.body) if answered else None,
+        "body_size": ex.size if answered else None,
         "truncated": ex.truncated,
         "redacted": ex.served_sha256 is not None,
         "error": ex.error,
@@ -359,8 +359,8 @@ def served_payload_row(ex: Exchange) -> dict[str, Any]:
         "content_type": ex.content_type,
         "container_sha256": None,
         "origin": None,
-        "size": len(ex.body),
-        "body": ex.body,
+        "size": ex.size,
+        "body": None if ex.stored else ex.body,  # None: already in the payload store
     }
 
 
@@ -379,6 +379,6 @@ def extract_payload_row(p: RawPayload, origin: str | None) -> dict[str, Any]:
         "content_type": p.content_type,
         "container_sha256": p.container_sha256,
         "origin": origin,
-        "size": len(p.body),
-        "body": p.body,
+        "size": p.size,
+        "body": None if p.stored else p.body,  # None: already in the payload store
     }

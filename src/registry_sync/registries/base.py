@@ -43,6 +43,9 @@ class Registry:
     requests_for: RequestsForFn = one_per_trial  # requests needed for n trials
     # redact(body) -> the body without personal data (contacts, investigators), kept instead
     redact: Callable[[bytes], bytes] | None = None
+    # a run hands this many IDs to one `fetch` call at a time (None: all of them), and parses
+    # and stores each call's answers before the next: memory stays bounded at any table size
+    ids_per_job: int | None = None
 
     @property
     def info(self) -> RegistryInfo:

@@ -488,4 +488,5 @@ REGISTRY = Registry(
     detect_block=detect_block,
     requests_for=lambda n: -(-n // DEFAULT_BATCH_SIZE) + 1,  # batches of 500, then /version
     redact=redact,
+    ids_per_job=2 * MAX_BATCH_SIZE,
 )
