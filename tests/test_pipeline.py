@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,10 @@ from registry_sync.replay import Fault, ReplayServer
 SUBSET = ("NCT06482268", "NCT04363346", "NCT04331613")
 
 
-def rows_of(path: Path, sql: str) -> list[tuple[object, ...]]:
+def rows_of(path: Path, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return list(conn.execute(sql))
+        return list(conn.execute(sql, params))
     finally:
         conn.close()
 
@@ -153,11 +154,22 @@ def test_snapshot_is_read_only_and_has_provenance(tmp_path: Path) -> None:
     assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
     prov = rows_of(
         result.snapshot_path,
-        "select r.source_url, r.fetched_at, r.payload_sha256, p.sha256 "
-        "from records r join payloads p on p.sha256 = r.payload_sha256",
+        "select v.url, v.fetched_at, v.payload_sha256, p.sha256, r.source_url "
+        "from provenance v join payloads p on p.sha256 = v.payload_sha256 "
+        "join records r on r.trial_id = v.trial_id",
     )
     assert len(prov) == 3
-    for url, fetched_at, sha, psha in prov:
+    for url, fetched_at, sha, psha, own in prov:
         assert str(url).startswith("http://127.0.0.1:") and "filter.ids=" in str(url)
         assert fetched_at and sha == psha and len(str(sha)) == 64
+        assert own is None  # the batch URL is kept once, in `requests`
+    batch_url = prov[0][0]
+    stored = rows_of(
+        result.snapshot_path,
+        "select (select count(*) from requests where url = ?)"
+        " + (select count(*) from payloads where url = ?)"
+        " + (select count(*) from outcomes where url = ?)",
+        [batch_url] * 3,
+    )
+    assert stored == [(1,)]
     assert not list((tmp_path / "snapshots").glob(".*.tmp"))

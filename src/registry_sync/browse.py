@@ -50,7 +50,7 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
             "source": "Who served it (the registry itself, or e.g. ictrp for a copy)",
             "trial_id": "The trial an extract belongs to (empty for a whole answer)",
             "request_id": "The request it came in",
-            "url": "Where it came from",
+            "url": "Where it came from; empty for a batch answer, whose URL its request keeps",
             "fetched_at": "When it came (UTC)",
             "content_type": "Content type of the answer",
             "container_sha256": "For an extract: the sha256 of the whole answer it was cut from",
@@ -68,7 +68,8 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
             "outcome": "ok, not_found, blocked, registry_down, parse_error, id_malformed, moved, "
             "unsupported, not_in_replay or quarantined",
             "detail": "Why, in words",
-            "url": "The page asked for this trial",
+            "url": "The page asked for this trial; empty when a batch request answered it "
+            "(see `evidence` and `requests`, or the `provenance` view)",
             "origin": "live, custom, recorded or reconstructed",
             "stale": "1 when the values are carried forward from an earlier run",
             "carried_from": "The run the stale values come from",
@@ -121,7 +122,8 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
             "stale": "1 when carried forward from an earlier run",
             "carried_from": "The run the stale values come from",
             "fetched_at": "When the values were fetched (UTC)",
-            "source_url": "Where the values were fetched from",
+            "source_url": "Where the values were fetched from; empty for a batch answer "
+            "(the `provenance` view gives every record's URL)",
             "payload_sha256": "The payload they were parsed from",
             "parser_version": "Version of the parser that read them",
         },

@@ -177,6 +177,8 @@ def _build(
         with db.conn:
             for name, rows in _rows(data, accepted, payload_rows, meta_extra):
                 db.table(name).insert_all(rows, batch_size=BATCH)
+        for name, sql in schema.VIEWS.items():
+            db.create_view(name, sql)
     finally:
         db.close()
 
@@ -212,15 +214,22 @@ def _rows(
     for row in data.carried_requests:
         requests.setdefault(row["request_id"], dict(row))
     yield "requests", requests.values()
-    yield "payloads", payload_rows
-    yield "outcomes", (schema.outcome_row(s) for s in data.states)
+    # a batch request's URL (up to ~12 KB for 1,000 IDs) is kept once, in `requests`: rows of
+    # the trials it answered name the request instead (see `schema.batch_urls`)
+    batch = schema.batch_urls(data.states, (r["url"] for r in requests.values()))
+    yield "payloads", ({**r, "url": schema.unless(r["url"], batch)} for r in payload_rows)
+    yield "outcomes", (schema.outcome_row(s, batch) for s in data.states)
     yield (
         "evidence",
         (e for s in data.states for e in schema.evidence_rows(s) if e["request_id"] in requests),
     )
     yield (
         "records",
-        (schema.record_row(s, data.parser_versions) for s in data.states if s.record is not None),
+        (
+            schema.record_row(s, data.parser_versions, batch)
+            for s in data.states
+            if s.record is not None
+        ),
     )
     yield "curated", (schema.curated_row(r) for r in data.curated)
     yield "findings", (schema.finding_row(i, f) for i, f in enumerate(data.findings, 1))
@@ -457,7 +466,10 @@ def load_records(path: Path, trial_ids: Collection[str] | None = None) -> dict[s
             sql = "select * from records where trial_id in (select value from json_each(?))"
             rows = list(conn.execute(sql, [json.dumps(sorted(trial_ids))]))
         shas = json.dumps([r["payload_sha256"] for r in rows if r["payload_sha256"]])
-        sql = "select * from payloads where sha256 in (select value from json_each(?))"
+        sql = (
+            "select p.*, coalesce(p.url, q.url) as url from payloads p left join requests q"
+            " on q.request_id = p.request_id where p.sha256 in (select value from json_each(?))"
+        )
         payloads = {p["sha256"]: p for p in conn.execute(sql, [shas])}
         bodies = _bodies(conn, path, payloads.values())
         rids = json.dumps([p["request_id"] for p in payloads.values() if p.get("request_id")])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -197,6 +198,18 @@ TABLES: tuple[Table, ...] = (
 )
 
 
+# Where each record's values came from, whether its row names the URL or (a batch answer)
+# the request that holds it once.
+VIEWS = {
+    "provenance": (
+        "select r.registry, r.trial_id, coalesce(r.source_url, q.url) as url, r.fetched_at,"
+        " r.payload_sha256, p.request_id, p.container_sha256, r.stale, r.carried_from"
+        " from records r left join payloads p on p.sha256 = r.payload_sha256"
+        " left join requests q on q.request_id = p.request_id"
+    ),
+}
+
+
 def json_list(values: Iterable[Any]) -> str:
     """The one encoding of a list column: a JSON array."""
     return json.dumps(list(values), ensure_ascii=False)
@@ -245,7 +258,22 @@ def content_hash(normalized: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def record_row(state: TrialState, parser_versions: Mapping[str, int]) -> dict[str, Any]:
+def batch_urls(states: Iterable[TrialState], request_urls: Iterable[str]) -> frozenset[str]:
+    """Request URLs that answered more than one trial (a ClinicalTrials.gov batch): per-trial
+    rows store NULL for them and name the request (payloads.request_id, evidence), so that a
+    1,000-ID URL is stored once per snapshot, not three times per trial."""
+    asked = set(request_urls)
+    seen = Counter(s.source_url for s in states if s.source_url in asked)
+    return frozenset(u for u, n in seen.items() if u is not None and n > 1)
+
+
+def unless(url: str | None, batch: frozenset[str]) -> str | None:
+    return None if url in batch else url
+
+
+def record_row(
+    state: TrialState, parser_versions: Mapping[str, int], batch: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     rec = state.record
     assert rec is not None
     normalized = normalized_record(rec)
@@ -262,20 +290,20 @@ def record_row(state: TrialState, parser_versions: Mapping[str, int]) -> dict[st
         "stale": state.stale,
         "carried_from": state.carried_from,
         "fetched_at": state.fetched_at.isoformat() if state.fetched_at else None,
-        "source_url": state.source_url,
+        "source_url": unless(state.source_url, batch),
         "payload_sha256": state.payload_sha256,
         "parser_version": parser_versions.get(source),
     }
 
 
-def outcome_row(state: TrialState) -> dict[str, Any]:
+def outcome_row(state: TrialState, batch: frozenset[str] = frozenset()) -> dict[str, Any]:
     return {
         "trial_id": state.trial_id,
         "registry": state.registry,
         "source": state.source or state.registry,
         "outcome": state.outcome.value,
         "detail": state.detail,
-        "url": state.source_url,
+        "url": unless(state.source_url, batch),
         "origin": state.origin.value,
         "stale": state.stale,
         "carried_from": state.carried_from,
