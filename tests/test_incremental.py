@@ -12,10 +12,11 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from helpers import fast_settings, replay_copy, review_subset
-from registry_sync import diff, incremental, snapshot
+from helpers import BUNDLED_REPLAY, fast_settings, replay_copy, review_subset
+from registry_sync import collect, diff, incremental, snapshot
 from registry_sync.cli import main
 from registry_sync.pipeline import RunRequest, RunResult, run_pipeline
+from registry_sync.registries import REGISTRIES
 from registry_sync.replay import ReplayServer
 
 SUBSET = ("NCT04363346", "NCT04331613", "NCT04631406")
@@ -192,3 +193,23 @@ def test_cli_full_flag_and_summary_line(tmp_path: Path) -> None:
     assert "ClinicalTrials.gov: full fetch (no earlier snapshot" in first.output
     assert "incremental since 2026-09-03: 0 changed, 3 unchanged" in second.output
     assert "ClinicalTrials.gov: full fetch (--full" in forced.output
+
+
+def test_stored_rows_give_back_the_parsed_records(tmp_path: Path) -> None:
+    """A reused record is rebuilt from its row, never re-parsed: every record of the whole
+    bundled review (all registries) comes back equal to the parsed one, and a row whose values
+    were altered no longer hashes to its content_hash, so it is not reused."""
+    result = run_pipeline(fast_settings(tmp_path), RunRequest(replay_dir=BUNDLED_REPLAY))
+    stored = snapshot.load_records(result.snapshot_path)
+    assert len(stored) >= 15
+    for tid, rec in stored.items():
+        assert rec.payload is not None
+        assert incremental.stored_record(rec.row) == collect.reparse(rec.payload, REGISTRIES), tid
+    row = dict(next(iter(stored.values())).row)
+    row["lead_sponsor"] = "someone else"
+    assert incremental.stored_record(row) is None
+    slim = snapshot.load_records(result.snapshot_path, bodies=False)
+    assert all(r.payload is not None and r.payload.body == b"" for r in slim.values())
+    assert {t: r.payload.sha256 for t, r in slim.items() if r.payload} == {
+        t: r.payload.sha256 for t, r in stored.items() if r.payload
+    }

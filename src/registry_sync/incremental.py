@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from registry_sync.model import Origin, Outcome, RawPayload, RegistryRecord, TrialState
-from registry_sync.snapshot_schema import content_hash, normalized_record
+from registry_sync.snapshot_schema import content_hash, normalized_record, record_from_row
 
 KEY = "ctgov"
 SAFETY_DAYS = 1
@@ -107,6 +107,16 @@ def reusable(row: Mapping[str, Any], payload: RawPayload | None) -> bool:
         and row.get("source") in (None, KEY)
         and payload.served_by == KEY
     )
+
+
+def stored_record(row: Mapping[str, Any]) -> RegistryRecord | None:
+    """The record a stored row holds, rebuilt from its columns; None when it does not hash to
+    the row's own `content_hash` (then the study is fetched in full instead)."""
+    try:
+        record = record_from_row(row)
+    except (TypeError, ValueError):
+        return None
+    return record if record_hash(record) == row.get("content_hash") else None
 
 
 def record_hash(record: RegistryRecord, source: str = KEY) -> str:

@@ -440,9 +440,9 @@ def fetch_unchanged(
     inc.meta = plan.to_meta()
     if not plan.incremental or plan.since is None or previous is None:
         return inc
-    stored = {
+    stored = {  # rows only: an unchanged record is reused as stored, its body never read
         t: r
-        for t, r in snapshot.load_records(previous, ids).items()
+        for t, r in snapshot.load_records(previous, ids, bodies=False).items()
         if incremental.reusable(r.row, r.payload)
     }
     asked = [t for t in ids if t in stored]
@@ -472,7 +472,7 @@ def fetch_unchanged(
     for tid in asked:
         old_rec = stored[tid]
         payload = old_rec.payload
-        record = None if payload is None else collect.reparse(payload, REGISTRIES)
+        record = incremental.stored_record(old_rec.row)
         if tid in fetched.states or payload is None or record is None:
             continue
         fetched.states[tid] = incremental.reused_state(

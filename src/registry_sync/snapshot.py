@@ -41,7 +41,14 @@ from typing import Any
 from registry_sync import payload_store
 from registry_sync import snapshot_schema as schema
 from registry_sync.errors import SnapshotError
-from registry_sync.model import CuratedRow, Exchange, Finding, RawPayload, TrialState
+from registry_sync.model import (
+    CuratedRow,
+    Exchange,
+    Finding,
+    RawPayload,
+    StoredBody,
+    TrialState,
+)
 
 SCHEMA_VERSION = schema.SCHEMA_VERSION
 LATEST_POINTER = "latest"
@@ -452,9 +459,12 @@ class StoredRecord:
     request: Mapping[str, Any] | None = None
 
 
-def load_records(path: Path, trial_ids: Collection[str] | None = None) -> dict[str, StoredRecord]:
+def load_records(
+    path: Path, trial_ids: Collection[str] | None = None, *, bodies: bool = True
+) -> dict[str, StoredRecord]:
     """Records of a snapshot keyed by trial ID (only `trial_ids` when given), each with its
-    payload bytes when kept. Reads only the payloads it returns."""
+    payload bytes when kept (`bodies=False`: only their sha256 and size, for records reused
+    as they are). Reads only the payloads it returns."""
     conn = open_snapshot(path)
     try:
         run_id = json.loads(
@@ -471,7 +481,7 @@ def load_records(path: Path, trial_ids: Collection[str] | None = None) -> dict[s
             " on q.request_id = p.request_id where p.sha256 in (select value from json_each(?))"
         )
         payloads = {p["sha256"]: p for p in conn.execute(sql, [shas])}
-        bodies = _bodies(conn, path, payloads.values())
+        held = _bodies(conn, path, payloads.values()) if bodies else {}
         rids = json.dumps([p["request_id"] for p in payloads.values() if p.get("request_id")])
         sql = "select * from requests where request_id in (select value from json_each(?))"
         requests = {r["request_id"]: r for r in conn.execute(sql, [rids])}
@@ -483,19 +493,22 @@ def load_records(path: Path, trial_ids: Collection[str] | None = None) -> dict[s
         out[row["trial_id"]] = StoredRecord(
             run_id=row.get("carried_from") or run_id,
             row=row,
-            payload=_payload(p, bodies[p["sha256"]]) if p is not None else None,
+            payload=_payload(p, held.get(p["sha256"])) if p is not None else None,
             request=requests.get(p.get("request_id")) if p is not None else None,
         )
     return out
 
 
-def _payload(p: Mapping[str, Any], body: bytes) -> RawPayload:
+def _payload(p: Mapping[str, Any], body: bytes | None) -> RawPayload:
+    """The payload a row describes; with `body` None, only its sha256 and size (the bytes
+    stay in the payload store)."""
     return RawPayload(
         registry=p["registry"],
         trial_id=p["trial_id"],
         url=p["url"],
         fetched_at=datetime.fromisoformat(p["fetched_at"]),
-        body=body,
+        body=b"" if body is None else body,
+        stored=StoredBody(p["sha256"], p["size"]) if body is None else None,
         content_type=p["content_type"],
         container_sha256=p["container_sha256"],
         source="" if p.get("source") in (None, p["registry"]) else p["source"],

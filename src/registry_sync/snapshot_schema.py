@@ -23,6 +23,7 @@ from registry_sync.model import (
     RawPayload,
     RegistryRecord,
     TrialState,
+    Unmapped,
 )
 
 SCHEMA_VERSION = 4  # 4: bodies in the payload store (`payloads.body` NULL), named in _meta
@@ -250,6 +251,30 @@ def normalized_record(rec: RegistryRecord) -> dict[str, Any]:
             value = json_list(value)
         out[f.name] = value
     return out
+
+
+def record_from_row(row: Mapping[str, Any]) -> RegistryRecord:
+    """The record a `records` row stores (the inverse of `normalized_record`): an unchanged
+    study's values without reading or re-parsing its body."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(RegistryRecord):
+        value = row.get(f.name)
+        if value is None:
+            continue
+        if f.name == "unmapped":
+            value = tuple(Unmapped(a, b) for a, b in json.loads(value))
+        elif f.name == "has_results":
+            value = bool(value)
+        elif f.type in _DATE_TYPES:
+            value = PartialDate.from_iso(str(value))
+        elif f.type in _TUPLE_TYPES:
+            value = tuple(json.loads(value))
+        values[f.name] = value
+    return RegistryRecord(**values)
+
+
+_DATE_TYPES = ("PartialDate | None",)
+_TUPLE_TYPES = ("tuple[str, ...]",)
 
 
 def content_hash(normalized: Mapping[str, Any]) -> str:
