@@ -313,3 +313,38 @@ def test_ctgov_cap_after_a_good_page_keeps_what_was_found(server: ReplayServer) 
     assert outcomes[small].outcome is Outcome.OK
     assert outcomes[big].outcome is Outcome.PARSE_ERROR and "MB cap" in outcomes[big].detail
     http.close()
+
+
+def test_batches_keep_every_request_url_within_the_budget() -> None:
+    """1,000 IDs a request where the URL allows it; fewer where the 8 KB budget does not; every
+    ID once, in order, whatever the cut."""
+    wanted = [f"NCT9{i:07d}" for i in range(2500)]
+    live = "https://clinicaltrials.gov/api/v2"
+    cut = ctgov.batches(wanted, live)
+    assert [t for b in cut for t in b] == wanted
+    budget = ctgov.REGISTRY_TABLE["ctgov"].max_url_bytes
+    assert budget is not None
+    assert all(len(ctgov.request_url(live, b, len(b))) <= budget for b in cut)
+    assert len(cut[0]) > 500 and len(cut) == -(-2500 // len(cut[0]))  # as full as allowed
+    unbounded = ctgov.batches(wanted, live, max_url=10**9)
+    assert [len(b) for b in unbounded] == [1000, 1000, 500]
+    with_filter = ctgov.batches(wanted, live, advanced="AREA[LastUpdatePostDate]RANGE[x,MAX]")
+    assert len(with_filter[0]) < len(cut[0])  # the filter's bytes count too
+
+
+def test_a_414_halves_the_batch_until_the_server_takes_it(replay_root: Path, http: Http) -> None:
+    """A server whose request-line cap is shorter than our budget: the batch is halved on
+    each 414 and every trial still gets its answer."""
+    wanted = [*IN_SET, *(f"NCT9{i:07d}" for i in range(300))]
+    with ReplayServer(replay_root, max_url_bytes=2500) as srv:
+        outcomes = by_id(ctgov.fetch(wanted, http, base(srv)))
+        asked = [len(r.query["filter.ids"].split(",")) for r in srv.requests]
+    assert {t: outcomes[t].outcome for t in IN_SET} == dict.fromkeys(IN_SET, Outcome.OK)
+    assert sum(o.outcome is Outcome.NOT_FOUND for o in outcomes.values()) == 300
+    assert len(outcomes) == len(wanted)
+    statuses = [ex.status for ex in http.exchanges]
+    assert asked[0] == len(wanted) and statuses[0] == 414
+    assert asked[1:3] == [len(wanted) // 2] * 2  # halved once: each half fits
+    answered = [ex for ex in http.exchanges if ex.status == 200]
+    assert sum(asked[i] for i, st in enumerate(statuses) if st == 200) == len(wanted)
+    assert all(len(ex.url.split("/ctgov/api/v2", 1)[1]) + 13 <= 2500 for ex in answered)

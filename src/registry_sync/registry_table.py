@@ -35,6 +35,8 @@ class RegistryInfo:
     # a page a reader searches the registry on; `{query}` is replaced by the (URL-quoted) ID
     # where the search takes it in the URL; "" when there is none to link (REGISTRIES.md)
     search_url: str = ""
+    # the longest request URL we send it (a batch API packs IDs up to it); None = no batching
+    max_url_bytes: int | None = None
 
 
 REGISTRY_TABLE: dict[str, RegistryInfo] = {
@@ -58,6 +60,10 @@ REGISTRY_TABLE: dict[str, RegistryInfo] = {
             ictrp_id_prefix="",
             terms="US government data, public domain in practice; no documented rate limit.",
             search_url="https://clinicaltrials.gov/search?term={query}",
+            # 8 KB: the request-line cap of common front ends (nginx, CloudFront, Apache
+            # 8,190); the live API's own limit is undocumented and was not measurable here.
+            # At ~14 bytes an encoded ID, a batch holds ~540 IDs; a 414 halves it (ctgov.py)
+            max_url_bytes=8_000,
         ),
         RegistryInfo(
             key="jrct",

@@ -41,6 +41,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from registry_sync import ids
 from registry_sync.errors import BlockedError, FetchError, ParseError, ResponseTooLargeError
@@ -57,9 +58,10 @@ from registry_sync.model import (
 from registry_sync.registries import _ticks, pages
 from registry_sync.registries._redact import redact_json
 from registry_sync.registries.base import Registry
+from registry_sync.registry_table import REGISTRY_TABLE
 
 KEY = "ctgov"
-DEFAULT_BATCH_SIZE = 500
+DEFAULT_BATCH_SIZE = 1000  # then cut to the URL budget (`batches`): ~540 IDs at 8 KB
 MAX_BATCH_SIZE = 1000  # the API coerces pageSize down to 1,000
 MAX_PAGES = 1000  # a runaway pagination guard, far above any real answer
 STUDY_URL = "https://clinicaltrials.gov/study/{}"
@@ -128,16 +130,95 @@ def fetch(
     size, so a batch is one page unless the server pages anyway (tests set it lower).
     """
     size = max(1, min(batch_size, MAX_BATCH_SIZE))
-    per_page = max(1, min(page_size or size, MAX_BATCH_SIZE))
     wanted = list(dict.fromkeys(ids.normalize_id(t) for t in trial_ids))
     outcomes = [_malformed(t) for t in wanted if not ids.ID_PATTERNS[KEY].fullmatch(t)]
     valid = [t for t in wanted if ids.ID_PATTERNS[KEY].fullmatch(t)]
     _ticks.answered(len(outcomes))  # malformed: answered without a request
-    for start in range(0, len(valid), size):
-        batch = fetch_batch(valid[start : start + size], http, base_url, per_page)
+    for batch_ids in batches(valid, base_url, size):
+        per_page = max(1, min(page_size or size, MAX_BATCH_SIZE))
+        batch = fetch_fitting(batch_ids, http, base_url, per_page)
         outcomes.extend(batch)
         _ticks.answered(len(batch))
     return outcomes
+
+
+def batches(
+    trial_ids: Sequence[str],
+    base_url: str,
+    most: int = MAX_BATCH_SIZE,
+    advanced: str | None = None,
+    max_url: int | None = None,
+) -> list[list[str]]:
+    """`trial_ids` in order, cut into batches of at most `most` IDs whose request URL (as sent:
+    `filter.ids` comma-joined and percent-encoded, `fields`, `pageSize`, `format`) stays within
+    `max_url` bytes (the registry table's `max_url_bytes`) (pure)."""
+    limit = max_url if max_url is not None else REGISTRY_TABLE[KEY].max_url_bytes
+    out: list[list[str]] = []
+    current: list[str] = []
+    fixed = len(request_url(base_url, [], most, advanced))
+    used = fixed
+    for tid in trial_ids:
+        cost = len(quote(tid, safe="")) + (len(_COMMA) if current else 0)
+        if current and (len(current) >= most or (limit is not None and used + cost > limit)):
+            out.append(current)
+            current, used = [], fixed
+            cost = len(quote(tid, safe=""))
+        current.append(tid)
+        used += cost
+    if current:
+        out.append(current)
+    return out
+
+
+_COMMA = quote(",", safe="")
+
+
+def request_url(
+    base_url: str, batch: Sequence[str], page_size: int, advanced: str | None = None
+) -> str:
+    """The URL of a batch's first page, exactly as `Http` sends it."""
+    return f"{base_url.rstrip('/')}/studies?{urlencode(_params(batch, page_size, advanced))}"
+
+
+def _params(batch: Sequence[str], page_size: int, advanced: str | None) -> dict[str, str]:
+    params = {
+        "filter.ids": ",".join(batch),
+        "fields": ",".join(FIELDS),
+        "pageSize": str(page_size),
+        "format": "json",
+    }
+    if advanced is not None:  # an incremental night: only studies the filter lets through
+        params["filter.advanced"] = advanced
+    return params
+
+
+def fetch_fitting(
+    batch: Sequence[str], http: Http, base_url: str, page_size: int, advanced: str | None = None
+) -> list[FetchOutcome]:
+    """`fetch_batch`, halving the batch while the server answers 414 (URI Too Long) or 431:
+    a server with a shorter limit than `max_url_bytes` costs a few requests, not the batch."""
+    outcomes = fetch_batch(batch, http, base_url, page_size, advanced)
+    if len(batch) < 2 or not _too_long(outcomes):
+        return outcomes
+    half = len(batch) // 2
+    return [
+        *fetch_fitting(batch[:half], http, base_url, min(page_size, half), advanced),
+        *fetch_fitting(batch[half:], http, base_url, min(page_size, len(batch) - half), advanced),
+    ]
+
+
+def requests_for(n: int) -> int:
+    """Batch requests for `n` IDs at the default base URL and URL budget (pure)."""
+    return len(batches(["NCT00000000"] * n, REGISTRY_TABLE[KEY].default_base_url))
+
+
+def _too_long(outcomes: Sequence[FetchOutcome]) -> bool:
+    return any(
+        ex.status in (414, 431)
+        for o in outcomes
+        if o.outcome is Outcome.REGISTRY_DOWN
+        for ex in o.evidence
+    )
 
 
 def fetch_changed(
@@ -154,8 +235,8 @@ def fetch_changed(
     size = max(1, min(batch_size, MAX_BATCH_SIZE))
     valid = list(dict.fromkeys(t for t in trial_ids if ids.ID_PATTERNS[KEY].fullmatch(t)))
     outcomes: list[FetchOutcome] = []
-    for start in range(0, len(valid), size):
-        batch = fetch_batch(valid[start : start + size], http, base_url, size, advanced)
+    for batch_ids in batches(valid, base_url, size, advanced):
+        batch = fetch_fitting(batch_ids, http, base_url, len(batch_ids), advanced)
         outcomes.extend(o for o in batch if o.outcome is not Outcome.NOT_FOUND)
     return outcomes
 
@@ -169,14 +250,7 @@ def fetch_batch(
     batch could not answer names the failing exchange (none when nothing was sent).
     """
     url = f"{base_url.rstrip('/')}/studies"
-    params = {
-        "filter.ids": ",".join(batch),
-        "fields": ",".join(FIELDS),
-        "pageSize": str(page_size),
-        "format": "json",
-    }
-    if advanced is not None:  # an incremental night: only studies the filter lets through
-        params["filter.advanced"] = advanced
+    params = _params(batch, page_size, advanced)
     found: dict[str, FetchOutcome] = {}
     pages: list[Exchange] = []
     unreadable = 0
@@ -486,7 +560,7 @@ REGISTRY = Registry(
     parse=parse,
     data_timestamp=data_timestamp,
     detect_block=detect_block,
-    requests_for=lambda n: -(-n // DEFAULT_BATCH_SIZE) + 1,  # batches of 500, then /version
+    requests_for=lambda n: requests_for(n) + 1,  # the batches, then /version
     redact=redact,
     ids_per_job=2 * MAX_BATCH_SIZE,
 )

@@ -91,7 +91,10 @@ class ReplayServer:
         host: str = "127.0.0.1",
         port: int = 0,
         routes: tuple[RegistryRoutes, ...] = REGISTRY_ROUTES,
+        max_url_bytes: int | None = None,
     ) -> None:
+        """`max_url_bytes`: answer 414 (URI Too Long) to a longer request target, as a front
+        end with that request-line cap would (None: Python's own 64 KB line limit)."""
         if not Path(root).is_dir():
             raise ReplaySetError(f"replay directory {root} does not exist")
         routes = tuple(dict.fromkeys(routes))  # the same table listed twice is listed once
@@ -103,6 +106,7 @@ class ReplayServer:
         self.port = port
         self.routes = routes
         self.stores: dict[str, Store] = {r.key: r.build_store(self.root / r.key) for r in routes}
+        self.max_url_bytes = max_url_bytes
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # unexpected handler errors, for debugging
         self._faults = FaultQueue()
@@ -316,6 +320,9 @@ class _ReplayHandler(BaseHTTPRequestHandler):
             return
         request = self._request(method, body)
         replay.requests.append(_recorded(request))
+        if replay.max_url_bytes is not None and len(self.path) > replay.max_url_bytes:
+            self._send(text_reply(414, f"URI longer than {replay.max_url_bytes} bytes"))
+            return
         fault = replay.take_fault(self.path, method)
         if fault is not None and fault.rewrite == "absent":
             request = replay.absent_request(request)
