@@ -18,6 +18,7 @@ import pytest
 from registry_sync.http import Http
 from registry_sync.model import FetchOutcome, Outcome, RawPayload
 from registry_sync.registries import ctgov
+from registry_sync.registry_table import REGISTRY_TABLE
 from registry_sync.replay import Fault, ReplayServer
 from registry_sync.settings import HttpSettings
 
@@ -322,7 +323,7 @@ def test_batches_keep_every_request_url_within_the_budget() -> None:
     live = "https://clinicaltrials.gov/api/v2"
     cut = ctgov.batches(wanted, live)
     assert [t for b in cut for t in b] == wanted
-    budget = ctgov.REGISTRY_TABLE["ctgov"].max_url_bytes
+    budget = REGISTRY_TABLE["ctgov"].max_url_bytes
     assert budget is not None
     assert all(len(ctgov.request_url(live, b, len(b))) <= budget for b in cut)
     assert len(cut[0]) > 500 and len(cut) == -(-2500 // len(cut[0]))  # as full as allowed

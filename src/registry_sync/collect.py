@@ -117,8 +117,8 @@ def redact_outcome(o: FetchOutcome, redact: Redactor | None) -> FetchOutcome:
     if redact is None:
         return o
     payload = o.payload
-    if payload is not None:
-        payload = replace(payload, body=_safely(redact, payload.body))
+    if payload is not None and not payload.redacted:
+        payload = replace(payload, body=_safely(redact, payload.body), redacted=True)
     return replace(
         o, payload=payload, evidence=tuple(redact_exchange(e, redact) for e in o.evidence)
     )

@@ -216,6 +216,7 @@ class RawPayload:
     request_id: str | None = None
     # set when the body went to the payload store and was dropped here (see `stored`)
     stored: StoredBody | None = dataclasses.field(default=None, compare=False)
+    redacted: bool = False  # personal data already taken out by the adapter that cut it
 
     @functools.cached_property
     def sha256(self) -> str:  # computed once: a batch page is every trial's evidence

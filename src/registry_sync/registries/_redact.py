@@ -142,6 +142,12 @@ def redact_json(body: bytes, containers: Sequence[str], fields: Sequence[str]) -
     return json.dumps(cleaned, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def redact_doc(doc: Any, containers: Sequence[str], fields: Sequence[str]) -> bytes:
+    """`redact_json` of a document already parsed: the same canonical bytes, one pass."""
+    cleaned = _walk(doc, frozenset(containers), frozenset(fields), inside=False)
+    return json.dumps(cleaned, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 _KEPT_IN_CONTACTS = frozenset({"role", "affiliation", "organization", "status"})
 
 

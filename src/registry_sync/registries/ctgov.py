@@ -56,7 +56,7 @@ from registry_sync.model import (
     Unmapped,
 )
 from registry_sync.registries import _ticks, pages
-from registry_sync.registries._redact import redact_json
+from registry_sync.registries._redact import redact_doc, redact_json
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
 
@@ -372,8 +372,9 @@ def _nct_id(study: dict[str, Any]) -> str | None:
 
 
 def _payload(nct_id: str, study: dict[str, Any], resp: Exchange, container: str) -> RawPayload:
-    """The study as canonical JSON; `request_id` names the page it was cut from."""
-    body = json.dumps(study, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    """The study as canonical JSON, personal data already out (the bytes `redact` would give,
+    in one pass); `request_id` names the page it was cut from."""
+    body = redact_doc(study, PERSONAL_CONTAINERS, PERSONAL_FIELDS)
     return RawPayload(
         KEY,
         nct_id,
@@ -382,6 +383,7 @@ def _payload(nct_id: str, study: dict[str, Any], resp: Exchange, container: str)
         body,
         container_sha256=container,
         request_id=resp.request_id,
+        redacted=True,
     )
 
 
