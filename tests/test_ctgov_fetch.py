@@ -262,9 +262,14 @@ def test_ctgov_ok_evidence_is_the_page_it_was_found_on(server: ReplayServer, htt
     assert len(pages) == 2  # two studies, one per page; the absent ID ends the listing
     for nct_id, page in zip(("NCT00763412", "NCT03418623"), pages, strict=True):
         outcome = outcomes[nct_id]
-        assert outcome.evidence == (page,)
+        # the page as kept: its redacted copy, naming the bytes as served
+        assert [(e.request_id, e.served_sha256) for e in outcome.evidence] == [
+            (page.request_id, page.sha256)
+        ]
+        assert outcome.evidence[0].body == ctgov.redact(page.body)
         assert outcome.payload is not None and outcome.payload.request_id == page.request_id
-    assert outcomes[ABSENT].evidence == tuple(pages), "not found: every page of its batch"
+        assert outcome.payload.container_sha256 == page.sha256
+    assert [e.request_id for e in outcomes[ABSENT].evidence] == [p.request_id for p in pages]
 
 
 def test_ctgov_error_evidence_is_the_failing_exchange(server: ReplayServer, http: Http) -> None:

@@ -143,9 +143,15 @@ def redact_json(body: bytes, containers: Sequence[str], fields: Sequence[str]) -
 
 
 def redact_doc(doc: Any, containers: Sequence[str], fields: Sequence[str]) -> bytes:
-    """`redact_json` of a document already parsed: the same canonical bytes, one pass."""
-    cleaned = _walk(doc, frozenset(containers), frozenset(fields), inside=False)
+    """`redact_json` of a document already parsed: the same canonical bytes."""
+    cleaned = redact_walk(doc, containers, fields)
     return json.dumps(cleaned, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def redact_walk(doc: Any, containers: Sequence[str], fields: Sequence[str]) -> Any:
+    """A parsed JSON document with the personal fields replaced (a new object; walking an
+    already redacted one changes nothing)."""
+    return _walk(doc, frozenset(containers), frozenset(fields), inside=False)
 
 
 _KEPT_IN_CONTACTS = frozenset({"role", "affiliation", "organization", "status"})

@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -56,7 +57,7 @@ from registry_sync.model import (
     Unmapped,
 )
 from registry_sync.registries import _ticks, pages
-from registry_sync.registries._redact import redact_doc, redact_json
+from registry_sync.registries._redact import redact_doc, redact_json, redact_walk
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
 
@@ -257,7 +258,7 @@ def fetch_batch(
     try:
         for page, studies in _pages(http, url, params):
             pages.append(page)
-            found.update(match_studies(batch, studies, page))
+            found.update(match_studies(batch, studies, page, redacted=True))
             unreadable += sum(1 for s in studies if _nct_id(s) is None)
     except ResponseTooLargeError as exc:  # the same page will be as big next time
         detail = f"{too_large_detail(exc)}: {exc.url}"
@@ -294,11 +295,16 @@ def _pages(
         if blocked is not None:
             raise BlockedError(f"{blocked}: {resp.url}", url=resp.url, exchange=resp)
         try:
-            studies, token = split_page(resp.body)
+            doc = _page_doc(resp.body)
         except ValueError as exc:
             message = f"invalid JSON from {resp.url}: {exc}"
             raise FetchError(message, url=resp.url, exchange=resp) from exc
-        yield resp, studies
+        # personal data out of the page once, here: its studies are cut from the redacted page
+        # (one pass over a page of up to 1,000 studies, not one for it and one per study)
+        cleaned = redact_walk(doc, *_PERSONAL)
+        kept = replace(resp, body=_canonical(cleaned), served_sha256=resp.sha256)
+        studies, token = _studies(cleaned)
+        yield kept, studies
         if token is None:
             return
         if token in seen:
@@ -323,32 +329,45 @@ HEAD_BLOCK_BYTES = 16 * 1024
 
 def split_page(body: bytes) -> tuple[list[dict[str, Any]], str | None]:
     """A `/studies` page as (studies, nextPageToken); ValueError when it is not one (pure)."""
+    return _studies(_page_doc(body))
+
+
+def _page_doc(body: bytes) -> dict[str, Any]:
     try:
         page = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not JSON ({exc})") from exc
     if not isinstance(page, dict) or not isinstance(page.get("studies"), list):
         raise ValueError("no 'studies' array")
+    return page
+
+
+def _studies(page: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
     studies = [s for s in page["studies"] if isinstance(s, dict)]
     token = page.get("nextPageToken")
     return studies, token if isinstance(token, str) and token else None
 
 
 def match_studies(
-    batch: Sequence[str], studies: Sequence[dict[str, Any]], resp: Exchange
+    batch: Sequence[str],
+    studies: Sequence[dict[str, Any]],
+    resp: Exchange,
+    *,
+    redacted: bool = False,
 ) -> dict[str, FetchOutcome]:
     """Outcomes for the IDs of `batch` that this page answers: `ok` by nctId, `moved` by alias.
 
-    Each names the page's exchange as its evidence.
+    Each names the page's exchange as its evidence. `redacted`: the studies come from a page
+    already redacted (then each is only written out, not walked again).
     """
     wanted = set(batch)
-    container = hashlib.sha256(resp.body).hexdigest()
+    container = resp.served_sha256 or hashlib.sha256(resp.body).hexdigest()  # as served
     found: dict[str, FetchOutcome] = {}
     for study in studies:
         ident = _obj(_obj(study, "protocolSection"), "identificationModule")
         nct_id = _nct_id(study)
         if nct_id in wanted:
-            payload = _payload(nct_id, study, resp, container)
+            payload = _payload(nct_id, study, resp, container, redacted)
             found[nct_id] = FetchOutcome(
                 KEY, nct_id, Outcome.OK, payload=payload, url=resp.url, evidence=(resp,)
             )
@@ -371,10 +390,16 @@ def _nct_id(study: dict[str, Any]) -> str | None:
     return _str(_obj(_obj(study, "protocolSection"), "identificationModule"), "nctId")
 
 
-def _payload(nct_id: str, study: dict[str, Any], resp: Exchange, container: str) -> RawPayload:
+def _canonical(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _payload(
+    nct_id: str, study: dict[str, Any], resp: Exchange, container: str, redacted: bool
+) -> RawPayload:
     """The study as canonical JSON, personal data already out (the bytes `redact` would give,
     in one pass); `request_id` names the page it was cut from."""
-    body = redact_doc(study, PERSONAL_CONTAINERS, PERSONAL_FIELDS)
+    body = _canonical(study) if redacted else redact_doc(study, *_PERSONAL)
     return RawPayload(
         KEY,
         nct_id,
@@ -544,6 +569,9 @@ def _names(value: object, key: str) -> tuple[str, ...]:
     """`[{key: ...}, ...]` -> the string values of `key`, in order."""
     items = value if isinstance(value, list) else []
     return tuple(s for item in items if isinstance(item, dict) and (s := _str(item, key)))
+
+
+_PERSONAL = (PERSONAL_CONTAINERS, PERSONAL_FIELDS)
 
 
 def redact(body: bytes) -> bytes:
