@@ -20,6 +20,7 @@ from registry_sync.model import FetchOutcome, Outcome, RawPayload
 from registry_sync.registries import ctgov
 from registry_sync.registry_table import REGISTRY_TABLE
 from registry_sync.replay import Fault, ReplayServer
+from registry_sync.replay.ctgov import projected
 from registry_sync.settings import HttpSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -29,6 +30,7 @@ STUDIES = "/ctgov/api/v2/studies"
 # The four real single-study documents in the replay set.
 IN_SET = ("NCT00763412", "NCT03418623", "NCT04207047", "NCT06171568")
 ABSENT = "NCT99999999"
+MODULES = {f.split(".")[1] for f in ctgov.FIELDS if f.count(".") == 1}
 
 
 @pytest.fixture
@@ -89,13 +91,24 @@ def test_ctgov_fetch_payload_is_the_study_with_provenance(server: ReplayServer, 
     (outcome,) = ctgov.fetch(["NCT04207047"], http, base(server))
     payload = outcome.payload
     assert outcome.outcome is Outcome.OK and isinstance(payload, RawPayload)
-    assert json.loads(payload.body) == recorded_study("NCT04207047")
+    # the study as the API gives it for our `fields`: only the branches parse() reads, and of
+    # the sites only their countries (the replay server projects as the API does)
+    study = recorded_study("NCT04207047")
+    proto = study["protocolSection"]
+    sites = proto["contactsLocationsModule"]["locations"]
+    wanted = {
+        "hasResults": study["hasResults"],
+        "protocolSection": {
+            **{k: v for k, v in proto.items() if k in MODULES},
+            "contactsLocationsModule": {"locations": [{"country": s["country"]} for s in sites]},
+        },
+    }
+    assert json.loads(payload.body) == wanted
     assert (
         payload.body
-        == json.dumps(
-            recorded_study("NCT04207047"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-        ).encode()
+        == json.dumps(wanted, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     )
+    assert "geoPoint" in json.dumps(proto) and b"geoPoint" not in payload.body
     assert (
         payload.url.startswith(f"{base(server)}/studies?")
         and "filter.ids=NCT04207047" in payload.url
@@ -292,12 +305,12 @@ def test_ctgov_invalid_json_page_is_its_own_evidence(server: ReplayServer, http:
 def test_ctgov_page_over_the_cap_is_parse_error_for_the_rest_of_the_batch(
     server: ReplayServer,
 ) -> None:
-    http = Http(HttpSettings(min_interval={}), max_bytes={"ctgov": 16 * 1024})
+    http = Http(HttpSettings(min_interval={}), max_bytes={"ctgov": 8 * 1024})
     ids = ["NCT00763412", "NCT03418623", "NCT04207047"]
     outcomes = by_id(ctgov.fetch(ids, http, base(server), batch_size=3))
     assert {o.outcome for o in outcomes.values()} == {Outcome.PARSE_ERROR}
     assert all(
-        o.detail.startswith("answer larger than the 0.015625 MB cap") for o in outcomes.values()
+        o.detail.startswith("answer larger than the 0.0078125 MB cap") for o in outcomes.values()
     )
     evidence = [o.evidence for o in outcomes.values()]
     assert evidence == [evidence[0]] * 3 and [e.truncated for e in evidence[0]] == [True]
@@ -306,15 +319,16 @@ def test_ctgov_page_over_the_cap_is_parse_error_for_the_rest_of_the_batch(
 
 
 def test_ctgov_cap_after_a_good_page_keeps_what_was_found(server: ReplayServer) -> None:
-    # the first page (one study) fits a 40 KB cap; the second page is NCT00763412's
-    # document with results, bigger than that (sizes of the real fixtures)
-    small, big = "NCT04207047", "NCT00763412"
-    assert (
-        len((REAL / "study_NCT04207047_unknown-status_lastKnownStatus.json").read_bytes())
-        < (40 * 1024)
-        < len(next(REAL.glob(f"study_{big}_*.json")).read_bytes())
-    )
-    http = Http(HttpSettings(min_interval={}), max_bytes={"ctgov": 40 * 1024})
+    # the first page (one study, as projected to our `fields`) fits a 4 KB cap; the second
+    # page, NCT04207047's, is bigger than that (sizes of the real fixtures)
+    small, big = "NCT03418623", "NCT04207047"
+    fields = ",".join(ctgov.FIELDS)
+    size = {
+        t: len(projected(next(REAL.glob(f"study_{t}_*.json")).read_bytes(), fields))
+        for t in (small, big)
+    }
+    assert size[small] + 200 < 4 * 1024 < size[big]
+    http = Http(HttpSettings(min_interval={}), max_bytes={"ctgov": 4 * 1024})
     outcomes = by_id(ctgov.fetch([small, big], http, base(server), batch_size=2, page_size=1))
     assert outcomes[small].outcome is Outcome.OK
     assert outcomes[big].outcome is Outcome.PARSE_ERROR and "MB cap" in outcomes[big].detail

@@ -6,8 +6,11 @@ API does:
   absent; `pageSize` defaults to 10 and is coerced down to 1000; `nextPageToken` (opaque) while
   more remain; `totalCount` on the first page only, and only with `countTotal=true`; a
   `pageToken` must come with the same other parameters (`countTotal` aside), else 400. Without
-  `filter.ids` every study in the set is listed, by NCT ID. `fields` is accepted and **ignored**:
-  full documents are returned. `filter.advanced` is honoured for one expression only,
+  `filter.ids` every study in the set is listed, by NCT ID. `fields` is honoured for dotted
+  paths and top-level keys (`protocolSection.statusModule`, `hasResults`): each study carries only
+  those branches, a list's items projected one by one (`...locations.country` keeps each
+  location's country alone), as the API returns them; without `fields`, whole documents.
+  `filter.advanced` is honoured for one expression only,
   `AREA[LastUpdatePostDate]RANGE[<from>,<to>]` (dates `yyyy-MM-dd`, or `MIN`/`MAX`; the API's
   documented example): a study is served when its `lastUpdatePostDateStruct.date` is in the
   range, inclusive (a `yyyy-MM` date counts as the month's first day); any other expression is
@@ -24,11 +27,13 @@ space, `nct_id`; a document under `ctgov/reconstructed/` has origin RECONSTRUCTE
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from registry_sync.replay.routes import (
     KeySpaces,
@@ -122,7 +127,9 @@ def _ctgov_studies(store: Store, match: re.Match[str], request: ReplayRequest) -
             return text_reply(400, message)
         ids = [i for i in ids if _in_range(docs[i].body, bounds[1], bounds[2])]
     page = ids[offset : offset + size]
-    parts = [b'{"studies":[', b",".join(docs[i].body.strip() for i in page), b"]"]
+    fields = query.get("fields")
+    bodies = [docs[i].body.strip() if not fields else projected(docs[i].body, fields) for i in page]
+    parts = [b'{"studies":[', b",".join(bodies), b"]"]
     if "pageToken" not in query and query.get("countTotal", "").lower() == "true":
         parts.append(b',"totalCount":' + str(len(ids)).encode())
     if offset + size < len(ids):
@@ -130,6 +137,31 @@ def _ctgov_studies(store: Store, match: re.Match[str], request: ReplayRequest) -
         parts.append(b',"nextPageToken":' + json.dumps(token).encode())
     parts.append(b"}")
     return Reply(200, b"".join(parts))
+
+
+@functools.lru_cache(maxsize=200_000)
+def projected(body: bytes, fields: str) -> bytes:
+    """A study document cut down to `fields` (comma-separated dotted paths), as JSON."""
+    doc = json.loads(body)
+    out: dict[str, Any] = {}
+    for path in (f.strip() for f in fields.split(",")):
+        if path:
+            _take(doc, out, path.split("."))
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _take(source: Any, into: dict[str, Any], parts: list[str]) -> None:
+    if not isinstance(source, dict) or parts[0] not in source:
+        return
+    key, value = parts[0], source[parts[0]]
+    if len(parts) == 1:
+        into[key] = value
+    elif isinstance(value, list):
+        items = into.setdefault(key, [{} for _ in value])
+        for item, kept in zip(value, items, strict=False):
+            _take(item, kept, parts[1:])
+    elif isinstance(value, dict):
+        _take(value, into.setdefault(key, {}), parts[1:])
 
 
 def _ctgov_ids(store: Store, filter_ids: str | None) -> list[str]:
