@@ -29,7 +29,7 @@ Quirks:
 - `overallStatus: UNKNOWN` carries the real last state in `lastKnownStatus` (NCT04207047);
 - countries are per site (`contactsLocationsModule.locations[].country`, NCT06171568: `France`),
   so a country may repeat; we keep each once. `fields` names the leaf, so a live answer carries
-  no facility contacts (the replay server ignores `fields` and serves whole documents);
+  no facility contacts (the replay server projects `fields` the same way);
 - whatever a server sends, contacts never reach a snapshot: `redact` empties
   `centralContacts`, `overallOfficials`, `locations[].contacts`, the results' `pointOfContact`
   and the responsible party's name (NCT06171568 carries all of them), and any e-mail address.
