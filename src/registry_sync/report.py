@@ -668,7 +668,8 @@ def _unchecked_section(content: ReportContent, limit: int | None) -> list[str]:
 
 
 UNCHECKED_WHERE = (
-    "each is in the JSON report's `unchecked` list and `registry-sync browse` (outcomes)"
+    "every one is in the JSON report's `unchecked` list and the `outcomes` table of "
+    "`registry-sync browse`"
 )
 
 
@@ -681,5 +682,5 @@ def _group_line(
     shown = members if limit is None else members[:limit]
     ids = ", ".join(md(m["trial_id"]) for m in shown)
     if len(shown) < len(members):
-        ids += f" and {len(members) - len(shown):,} more ({UNCHECKED_WHERE})"
+        ids += f" and {len(members) - len(shown):,} more; {UNCHECKED_WHERE}"
     return f"- **{len(members)} trials {md_code(outcome)}** ({counts}): {md(detail)}. IDs: {ids}"

@@ -279,7 +279,7 @@ def _unchecked_section(content: report.ReportContent, limit: int | None) -> str:
         registries = ", ".join(f"{_e(name)} {n}" for name, n in by_registry.most_common())
         ids = "; ".join(_unchecked_id(m) for m in (members if limit is None else members[:limit]))
         if limit is not None and len(members) > limit:
-            ids += f" and {len(members) - limit:,} more ({_inline_code(report.UNCHECKED_WHERE)})"
+            ids += f" and {len(members) - limit:,} more; {_inline_code(report.UNCHECKED_WHERE)}"
         shown = (
             f"<details><summary>{len(members)} IDs</summary>{ids}</details>"
             if len(members) > 3
