@@ -198,3 +198,16 @@ def test_a_small_run_lists_everything(tmp_path: Path) -> None:
     assert "not listed here" not in md and "not listed here" not in html
     assert md.count("phase differs ") == 48
     assert f"All findings ({len(few)})" in html
+
+
+def test_changes_since_the_previous_run_are_bounded_too(tmp_path: Path) -> None:
+    data = large_data()
+    empty = snapshot.SnapshotData(**{**data.__dict__, "run_id": "20261124T030000Z-prev"})
+    empty = snapshot.SnapshotData(**{**empty.__dict__, "findings": []})
+    previous = snapshot.write_snapshot(tmp_path / "a", empty, accepted=True)
+    path = snapshot.write_snapshot(tmp_path / "b", data, accepted=True)
+    _, md = report.write_reports(path, tmp_path / "reports", previous=previous)
+    changes = md.split("## Changes since run")[1]
+    assert "**New findings** (2567):" in changes  # the count is whole
+    assert changes.count("\n- Table ") == 200
+    assert "- 2,367 more not listed here: see `registry-sync diff --format json`." in changes

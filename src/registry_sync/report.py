@@ -163,7 +163,11 @@ def write_reports(
     markdown = render_markdown(content)
     if previous is not None:
         changes = diff.diff_snapshots(diff.load_rows(previous), _rows(content))
-        markdown = markdown.rstrip() + "\n\n" + "\n".join(diff.render_diff_markdown(changes, "##"))
+        markdown = (
+            markdown.rstrip()
+            + "\n\n"
+            + "\n".join(diff.render_diff_markdown(changes, "##", list_limit(content)))
+        )
     paths = {fmt: reports_dir / f"{stem}.{fmt}" for fmt in snapshot.REPORT_FORMATS}
     # each file whole or not at all (a temp file renamed), so a killed run leaves no half report
     snapshot.write_text_atomic(paths["md"], markdown, pause="report")
