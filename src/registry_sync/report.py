@@ -75,6 +75,8 @@ class ReportContent:
     _details: dict[int, dict[str, Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # what every renderer asks for (the summary, the unchecked trials), worked out once
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def details(self, f: Mapping[str, Any]) -> dict[str, Any]:
         """The finding's own evidence (its `details` JSON object), parsed once; text that is
@@ -220,6 +222,13 @@ def render(content: ReportContent, fmt: str) -> str:
 
 
 def summary(content: ReportContent) -> dict[str, Any]:
+    """The run's numbers (worked out once per content; a copy each call)."""
+    if "summary" not in content._memo:
+        content._memo["summary"] = _summary(content)
+    return dict(content._memo["summary"])
+
+
+def _summary(content: ReportContent) -> dict[str, Any]:
     outcomes = Counter(o["outcome"] for o in content.outcomes.values())
     kinds = Counter(f["kind"] for f in content.findings)
     # a finding the authors accepted is not something to fix in the review
@@ -323,7 +332,15 @@ def accepted(f: Mapping[str, Any]) -> bool:
 def _unchecked(content: ReportContent) -> list[dict[str, Any]]:
     """Trials not checked. A parse error from a source that seems to have changed its pages
     (`_meta.layout_changes`) says that one line as its detail, its own error in `own_detail`,
-    so the reports group them instead of printing one error per trial."""
+    so the reports group them instead of printing one error per trial. Worked out once per
+    content: do not change what it returns."""
+    if "unchecked" not in content._memo:
+        content._memo["unchecked"] = _find_unchecked(content)
+    result: list[dict[str, Any]] = content._memo["unchecked"]
+    return result
+
+
+def _find_unchecked(content: ReportContent) -> list[dict[str, Any]]:
     rows_by_id: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in content.curated.values():
         rows_by_id[normalize_id(r["trial_id"])].append(r)
@@ -378,7 +395,7 @@ def render_markdown(content: ReportContent) -> str:
     lines += _missing_section(content, limit)
     lines += _status_section(content, limit)
     lines += _accepted_section(everything, limit)
-    lines += _unchecked_section(content, limit)
+    lines += _unchecked_section(everything, limit)  # trials, not findings: the same
     return "\n".join(lines).rstrip() + "\n"
 
 
