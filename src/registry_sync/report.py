@@ -11,10 +11,12 @@ complete, and the JSON report, the corrections CSV and the snapshot keep every f
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -97,6 +99,37 @@ def parse_details(raw: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"details": value}
 
 
+# The record columns the reports, the corrections CSV and the diff read (`records` of a large
+# run is the biggest table after `findings`; its other columns stay in the snapshot).
+RECORD_COLUMNS = (
+    "registry",
+    "trial_id",
+    "status",
+    "phases",
+    "start",
+    "primary_completion",
+    "completion",
+    "last_updated",
+    "lead_sponsor",
+    "evidence_url",
+    "origin",
+    "stale",
+)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a report is read and rendered: it makes hundreds of
+    thousands of small acyclic dicts, and each full collection would walk all of them again."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def load_content(path: Path, shown_as: Path | None = None) -> ReportContent:
     """Read a snapshot for rendering; `shown_as` is the path to print (a snapshot being
     published is read from its temp file)."""
@@ -109,11 +142,14 @@ def load_content(path: Path, shown_as: Path | None = None) -> ReportContent:
         return [dict(zip(names, r, strict=True)) for r in cursor]
 
     try:
-        meta = {k: json.loads(v) for k, v in conn.execute("select key, value from _meta")}
-        curated = {r["line"]: r for r in rows("select * from curated")}
-        findings = rows('select * from findings order by "table", line, id')
-        outcomes = {r["trial_id"]: r for r in rows("select * from outcomes")}
-        records = {r["trial_id"]: r for r in rows("select * from records")}
+        with _gc_paused():
+            meta = {k: json.loads(v) for k, v in conn.execute("select key, value from _meta")}
+            curated = {r["line"]: r for r in rows("select * from curated")}
+            findings = rows('select * from findings order by "table", line, id')
+            outcomes = {r["trial_id"]: r for r in rows("select * from outcomes")}
+            have = {r[1] for r in conn.execute("pragma table_info(records)")}
+            wanted = ", ".join(f'"{c}"' for c in RECORD_COLUMNS if c in have)
+            records = {r["trial_id"]: r for r in rows(f"select {wanted} from records")}
     finally:
         conn.close()
     return ReportContent(shown_as or path, meta, curated, findings, outcomes, records)
@@ -159,6 +195,13 @@ def write_reports(
     """Render every format next to each other under `reports_dir`; returns paths and markdown.
     Files are named after `shown_as` (the snapshot's final path) when given; with `previous`
     (the last run of the same kind) the report ends with what changed since."""
+    with _gc_paused():
+        return _write_reports(snapshot_path, reports_dir, shown_as, previous)
+
+
+def _write_reports(
+    snapshot_path: Path, reports_dir: Path, shown_as: Path | None, previous: Path | None
+) -> tuple[dict[str, Path], str]:
     content = load_content(snapshot_path, shown_as)
     reports_dir.mkdir(parents=True, exist_ok=True)
     stem = content.path.stem
@@ -208,6 +251,11 @@ def _rows(content: ReportContent) -> diff.SnapshotRows:
 
 
 def render(content: ReportContent, fmt: str) -> str:
+    with _gc_paused():
+        return _render(content, fmt)
+
+
+def _render(content: ReportContent, fmt: str) -> str:
     if fmt == "md":
         return render_markdown(content)
     if fmt == "json":
@@ -340,10 +388,23 @@ def _unchecked(content: ReportContent) -> list[dict[str, Any]]:
     return result
 
 
+def normalized_ids(content: ReportContent) -> dict[int, str]:
+    """Each curated row's trial ID, normalized (by CSV line); worked out once per content."""
+    if "normalized_ids" not in content._memo:
+        content._memo["normalized_ids"] = {
+            line: normalize_id(str(r["trial_id"])) for line, r in content.curated.items()
+        }
+    result: dict[int, str] = content._memo["normalized_ids"]
+    return result
+
+
 def _find_unchecked(content: ReportContent) -> list[dict[str, Any]]:
+    if all(o["outcome"] == "ok" for o in content.outcomes.values()):
+        return []
     rows_by_id: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for r in content.curated.values():
-        rows_by_id[normalize_id(r["trial_id"])].append(r)
+    ids = normalized_ids(content)
+    for line, r in content.curated.items():
+        rows_by_id[ids[line]].append(r)
     changed = layout_changes(content.meta)
     out = []
     for tid, o in sorted(content.outcomes.items()):

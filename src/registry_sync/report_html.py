@@ -220,11 +220,14 @@ def _numbers(content: report.ReportContent, s: Mapping[str, Any]) -> str:
 def _fix_by_table(content: report.ReportContent, limit: int | None) -> str:
     """Errors and warnings not yet accepted, grouped by the review's table, worst first."""
     by_table: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    infos = accepted = 0
     for f in content.findings:
-        if f["severity"] in ("error", "warning") and not _accepted(f):
+        if _accepted(f):
+            accepted += 1
+        elif f["severity"] in ("error", "warning"):
             by_table[f["table"]].append(f)
-    infos = sum(1 for f in content.findings if f["severity"] == "info" and not _accepted(f))
-    accepted = sum(1 for f in content.findings if _accepted(f))
+        elif f["severity"] == "info":
+            infos += 1
     head = '<section id="fix"><h2>What to fix in the review</h2>'
     tail = (
         f'<p class="sub">Not listed here: {infos} notes (info) and {accepted} findings the '
