@@ -105,17 +105,27 @@ def diff_snapshots(old: SnapshotRows, new: SnapshotRows) -> Diff:
     return result
 
 
-def render_diff_markdown(d: Diff, heading: str = "#") -> list[str]:
+def render_diff_markdown(d: Diff, heading: str = "#", limit: int | None = None) -> list[str]:
+    """The diff as markdown; with `limit`, each list shows its first `limit` items and says how
+    many more (`diff --format json` has them all)."""
     lines = [f"{heading} Changes since run {md_code(d.old_run)}", ""]
     if d.empty:
         return [*lines, "Nothing changed.", ""]
-    lines += _changes("Registry values that changed", d.changes)
-    lines += _changes("Outcomes that changed", d.outcomes)
-    lines += _findings("New findings", d.new_findings)
-    lines += _findings("Resolved findings", d.resolved_findings)
-    lines += _findings("Accepted by the authors", d.accepted_findings)
-    lines += _findings("Reopened (accepted, but the registry's value changed)", d.reopened_findings)
+    lines += _changes("Registry values that changed", d.changes, limit)
+    lines += _changes("Outcomes that changed", d.outcomes, limit)
+    lines += _findings("New findings", d.new_findings, limit)
+    lines += _findings("Resolved findings", d.resolved_findings, limit)
+    lines += _findings("Accepted by the authors", d.accepted_findings, limit)
+    lines += _findings(
+        "Reopened (accepted, but the registry's value changed)", d.reopened_findings, limit
+    )
     return lines
+
+
+def _more(total: int, limit: int | None) -> list[str]:
+    if limit is None or total <= limit:
+        return []
+    return [f"- {total - limit:,} more not listed here: see `registry-sync diff --format json`."]
 
 
 def _accepted(f: Mapping[str, Any]) -> bool:
@@ -131,18 +141,20 @@ def _reopened(f: Mapping[str, Any]) -> bool:
     return isinstance(details, dict) and "reopened_on" in details
 
 
-def _changes(title: str, changes: Sequence[Change]) -> list[str]:
+def _changes(title: str, changes: Sequence[Change], limit: int | None = None) -> list[str]:
     if not changes:
         return []
     lines = [f"**{title}** ({len(changes)}):", ""]
     lines += [
         f"- {md(c.trial_id)} {md(c.field)}: {md(_shown(c.old))} → {md(_shown(c.new))}"
-        for c in changes
+        for c in changes[:limit]
     ]
-    return [*lines, ""]
+    return [*lines, *_more(len(changes), limit), ""]
 
 
-def _findings(title: str, findings: Sequence[Mapping[str, Any]]) -> list[str]:
+def _findings(
+    title: str, findings: Sequence[Mapping[str, Any]], limit: int | None = None
+) -> list[str]:
     if not findings:
         return []
     lines = [f"**{title}** ({len(findings)}):", ""]
@@ -154,9 +166,9 @@ def _findings(title: str, findings: Sequence[Mapping[str, Any]]) -> list[str]:
             if _accepted(f)
             else ""
         )
-        for f in findings
+        for f in findings[:limit]
     ]
-    return [*lines, ""]
+    return [*lines, *_more(len(findings), limit), ""]
 
 
 def _shown(value: Any) -> str:

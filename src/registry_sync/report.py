@@ -1,15 +1,23 @@
 """Drift reports: where the review is out of date, keyed to its table and row.
 
 `load_content` reads a snapshot (I/O); `render_markdown` and `render_json` are pure over it.
+
+A large run (more than `LIST_ALL_UP_TO` findings) is bounded where a person reads it: the
+markdown and HTML reports list the first `LIST_PER_KIND` findings of each kind (in table and row
+order) and say how many more there are and where they are (`more_line`); every count stays
+complete, and the JSON report, the corrections CSV and the snapshot keep every finding.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
+import os
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +55,16 @@ CUSTOM_NOTE = (
 )
 
 
+# Past this many findings the markdown and HTML reports list the first LIST_PER_KIND of each
+# kind and say how many more there are and where (see `more_line`); at or under it, everything.
+LIST_ALL_UP_TO = 2_000
+LIST_PER_KIND = 200
+WHERE_ALL = (
+    "every finding is in the JSON report, `registry-sync report --format corrections` "
+    "(what to change) and `registry-sync browse`"
+)
+
+
 @dataclass(frozen=True)
 class ReportContent:
     path: Path
@@ -55,21 +73,117 @@ class ReportContent:
     findings: Sequence[Mapping[str, Any]]
     outcomes: Mapping[str, Mapping[str, Any]]  # by trial ID
     records: Mapping[str, Mapping[str, Any]]  # by trial ID
+    # each finding's `details` JSON parsed once for every renderer (by the finding's identity)
+    _details: dict[int, dict[str, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    # what every renderer asks for (the summary, the unchecked trials), worked out once
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def details(self, f: Mapping[str, Any]) -> dict[str, Any]:
+        """The finding's own evidence (its `details` JSON object), parsed once; text that is
+        not a JSON object is kept as `{"details": ...}`. Do not change the returned dict."""
+        found = self._details.get(id(f))
+        if found is None:
+            found = self._details[id(f)] = parse_details(f.get("details"))
+        return found
+
+
+def parse_details(raw: object) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(str(raw))
+    except ValueError:
+        return {"details": raw}
+    return value if isinstance(value, dict) else {"details": value}
+
+
+# The record columns the reports, the corrections CSV and the diff read (`records` of a large
+# run is the biggest table after `findings`; its other columns stay in the snapshot).
+RECORD_COLUMNS = (
+    "registry",
+    "trial_id",
+    "status",
+    "phases",
+    "start",
+    "primary_completion",
+    "completion",
+    "last_updated",
+    "lead_sponsor",
+    "evidence_url",
+    "origin",
+    "stale",
+)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a report is read and rendered: it makes hundreds of
+    thousands of small acyclic dicts, and each full collection would walk all of them again."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def load_content(path: Path, shown_as: Path | None = None) -> ReportContent:
     """Read a snapshot for rendering; `shown_as` is the path to print (a snapshot being
     published is read from its temp file)."""
     conn = snapshot.open_snapshot(path)
+    conn.row_factory = None  # plain tuples, made into dicts below without a call per row
+
+    def rows(sql: str) -> list[dict[str, Any]]:
+        cursor = conn.execute(sql)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor]
+
     try:
-        meta = {r["key"]: json.loads(r["value"]) for r in conn.execute("select * from _meta")}
-        curated = {r["line"]: r for r in conn.execute("select * from curated")}
-        findings = list(conn.execute('select * from findings order by "table", line, id'))
-        outcomes = {r["trial_id"]: r for r in conn.execute("select * from outcomes")}
-        records = {r["trial_id"]: r for r in conn.execute("select * from records")}
+        with _gc_paused():
+            meta = {k: json.loads(v) for k, v in conn.execute("select key, value from _meta")}
+            curated = {r["line"]: r for r in rows("select * from curated")}
+            findings = rows('select * from findings order by "table", line, id')
+            outcomes = {r["trial_id"]: r for r in rows("select * from outcomes")}
+            have = {r[1] for r in conn.execute("pragma table_info(records)")}
+            wanted = ", ".join(f'"{c}"' for c in RECORD_COLUMNS if c in have)
+            records = {r["trial_id"]: r for r in rows(f"select {wanted} from records")}
     finally:
         conn.close()
     return ReportContent(shown_as or path, meta, curated, findings, outcomes, records)
+
+
+def list_limit(content: ReportContent) -> int | None:
+    """How many items of each kind a person-facing report lists: None (all) for a run of at
+    most LIST_ALL_UP_TO findings and trials, else LIST_PER_KIND."""
+    large = max(len(content.findings), len(content.outcomes)) > LIST_ALL_UP_TO
+    return LIST_PER_KIND if large else None
+
+
+def first_of_each(
+    findings: Iterable[Mapping[str, Any]],
+    limit: int | None,
+    group: Callable[[Mapping[str, Any]], Any] = lambda f: f["kind"],
+) -> tuple[list[Mapping[str, Any]], Counter[Any]]:
+    """The first `limit` findings of each group (kind by default), in their order, and how
+    many of each group were left out (empty when `limit` is None)."""
+    if limit is None:
+        return list(findings), Counter()
+    seen: Counter[Any] = Counter()
+    shown = []
+    for f in findings:
+        g = group(f)
+        seen[g] += 1
+        if seen[g] <= limit:
+            shown.append(f)
+    return shown, Counter({g: n - limit for g, n in seen.items() if n > limit})
+
+
+def more_line(n: int, what: str) -> str:
+    """The plain sentence that stands where findings were left out of a long list."""
+    return f"{n:,} more {what} not listed here: {WHERE_ALL}."
 
 
 def write_reports(
@@ -81,19 +195,49 @@ def write_reports(
     """Render every format next to each other under `reports_dir`; returns paths and markdown.
     Files are named after `shown_as` (the snapshot's final path) when given; with `previous`
     (the last run of the same kind) the report ends with what changed since."""
+    with _gc_paused():
+        return _write_reports(snapshot_path, reports_dir, shown_as, previous)
+
+
+def _write_reports(
+    snapshot_path: Path, reports_dir: Path, shown_as: Path | None, previous: Path | None
+) -> tuple[dict[str, Path], str]:
     content = load_content(snapshot_path, shown_as)
     reports_dir.mkdir(parents=True, exist_ok=True)
     stem = content.path.stem
     markdown = render_markdown(content)
     if previous is not None:
         changes = diff.diff_snapshots(diff.load_rows(previous), _rows(content))
-        markdown = markdown.rstrip() + "\n\n" + "\n".join(diff.render_diff_markdown(changes, "##"))
+        markdown = (
+            markdown.rstrip()
+            + "\n\n"
+            + "\n".join(diff.render_diff_markdown(changes, "##", list_limit(content)))
+        )
     paths = {fmt: reports_dir / f"{stem}.{fmt}" for fmt in snapshot.REPORT_FORMATS}
     # each file whole or not at all (a temp file renamed), so a killed run leaves no half report
     snapshot.write_text_atomic(paths["md"], markdown, pause="report")
-    snapshot.write_text_atomic(paths["json"], render_json(content))
+    write_chunks_atomic(paths["json"], json_chunks(content))
     snapshot.write_text_atomic(paths["html"], report_html.render_html(content))
     return paths, markdown
+
+
+def write_chunks_atomic(path: Path, chunks: Iterable[str]) -> None:
+    """`snapshot.write_text_atomic` for text made piece by piece (the JSON report of a large
+    run is never one string in memory): a temp file beside `path`, fsynced, renamed over it."""
+    tmp = snapshot.temp_name(path)
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.writelines(chunks)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _rows(content: ReportContent) -> diff.SnapshotRows:
@@ -107,6 +251,11 @@ def _rows(content: ReportContent) -> diff.SnapshotRows:
 
 
 def render(content: ReportContent, fmt: str) -> str:
+    with _gc_paused():
+        return _render(content, fmt)
+
+
+def _render(content: ReportContent, fmt: str) -> str:
     if fmt == "md":
         return render_markdown(content)
     if fmt == "json":
@@ -121,6 +270,13 @@ def render(content: ReportContent, fmt: str) -> str:
 
 
 def summary(content: ReportContent) -> dict[str, Any]:
+    """The run's numbers (worked out once per content; a copy each call)."""
+    if "summary" not in content._memo:
+        content._memo["summary"] = _summary(content)
+    return dict(content._memo["summary"])
+
+
+def _summary(content: ReportContent) -> dict[str, Any]:
     outcomes = Counter(o["outcome"] for o in content.outcomes.values())
     kinds = Counter(f["kind"] for f in content.findings)
     # a finding the authors accepted is not something to fix in the review
@@ -176,23 +332,44 @@ def _published_line(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
 
 
 def render_json(content: ReportContent) -> str:
-    doc = {
-        "snapshot": str(content.path),
-        "summary": summary(content),
-        "findings": [_finding_doc(content, f) for f in content.findings],
-        "unchecked": _unchecked(content),
-    }
-    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+    return "".join(json_chunks(content))
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode  # C encoder: no indent
+
+
+def json_chunks(content: ReportContent) -> Iterator[str]:
+    """The JSON report in pieces: `snapshot`, `summary` (indented), then `findings` (every
+    one) and `unchecked`, one item a line. Valid JSON as a whole."""
+    head = json.dumps(
+        {"snapshot": str(content.path), "summary": summary(content)},
+        indent=2,
+        ensure_ascii=False,
+        default=str,
+    )
+    yield head[: -len("\n}")]
+    yield from _json_list("findings", (_finding_doc(content, f) for f in content.findings))
+    yield from _json_list("unchecked", _unchecked(content))
+    yield "\n}\n"
+
+
+def _json_list(name: str, items: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    yield f',\n  "{name}": ['
+    sep = "\n    "
+    for item in items:
+        yield sep + _ENCODE(item)
+        sep = ",\n    "
+    yield "]" if sep == "\n    " else "\n  ]"
 
 
 def _finding_doc(content: ReportContent, f: Mapping[str, Any]) -> dict[str, Any]:
     row = content.curated.get(f["line"], {})
-    return {
-        **{k: f[k] for k in f if k != "id"},
-        "product": row.get("product"),
-        "row": row.get("row"),
-        "accepted": accepted(f),
-    }
+    doc = dict(f)
+    doc.pop("id", None)
+    doc["product"] = row.get("product")
+    doc["row"] = row.get("row")
+    doc["accepted"] = accepted(f)
+    return doc
 
 
 def accepted(f: Mapping[str, Any]) -> bool:
@@ -203,10 +380,31 @@ def accepted(f: Mapping[str, Any]) -> bool:
 def _unchecked(content: ReportContent) -> list[dict[str, Any]]:
     """Trials not checked. A parse error from a source that seems to have changed its pages
     (`_meta.layout_changes`) says that one line as its detail, its own error in `own_detail`,
-    so the reports group them instead of printing one error per trial."""
+    so the reports group them instead of printing one error per trial. Worked out once per
+    content: do not change what it returns."""
+    if "unchecked" not in content._memo:
+        content._memo["unchecked"] = _find_unchecked(content)
+    result: list[dict[str, Any]] = content._memo["unchecked"]
+    return result
+
+
+def normalized_ids(content: ReportContent) -> dict[int, str]:
+    """Each curated row's trial ID, normalized (by CSV line); worked out once per content."""
+    if "normalized_ids" not in content._memo:
+        content._memo["normalized_ids"] = {
+            line: normalize_id(str(r["trial_id"])) for line, r in content.curated.items()
+        }
+    result: dict[int, str] = content._memo["normalized_ids"]
+    return result
+
+
+def _find_unchecked(content: ReportContent) -> list[dict[str, Any]]:
+    if all(o["outcome"] == "ok" for o in content.outcomes.values()):
+        return []
     rows_by_id: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for r in content.curated.values():
-        rows_by_id[normalize_id(r["trial_id"])].append(r)
+    ids = normalized_ids(content)
+    for line, r in content.curated.items():
+        rows_by_id[ids[line]].append(r)
     changed = layout_changes(content.meta)
     out = []
     for tid, o in sorted(content.outcomes.items()):
@@ -234,33 +432,35 @@ def render_markdown(content: ReportContent) -> str:
     review = Path(str(content.meta.get("curated_path", "review"))).stem
     title = (content.meta.get("review") or {}).get("title")
     lines = [f"# Drift report: {md(title or review)}", ""]
-    lines += _header(content, s)
+    limit = list_limit(content)
+    lines += _header(content, s, limit)
     everything, content = content, _live(content)  # accepted findings: their own section
     lines += _section(
         content,
         "Where the review differs from the registry",
         DRIFT_KINDS,
         "No differences found in the trials that could be checked.",
+        limit,
     )
-    lines += _section(content, "Problems in the review's own table", REVIEW_KINDS, "None.")
+    lines += _section(content, "Problems in the review's own table", REVIEW_KINDS, "None.", limit)
     lines += _optional_section(
-        content, "The registry's own record (check before citing)", RECORD_KINDS
-    )
-    lines += _optional_section(
-        content, "Version history that could not be read", (verdict.HISTORY_KIND,)
+        content, "The registry's own record (check before citing)", RECORD_KINDS, limit
     )
     lines += _optional_section(
-        content, "Records held back by the quality gate (quarantined)", (QUARANTINED,)
+        content, "Version history that could not be read", (verdict.HISTORY_KIND,), limit
     )
-    lines += _unmapped_section(content)
-    lines += _missing_section(content)
-    lines += _status_section(content)
-    lines += _accepted_section(everything)
-    lines += _unchecked_section(content)
+    lines += _optional_section(
+        content, "Records held back by the quality gate (quarantined)", (QUARANTINED,), limit
+    )
+    lines += _unmapped_section(content, limit)
+    lines += _missing_section(content, limit)
+    lines += _status_section(content, limit)
+    lines += _accepted_section(everything, limit)
+    lines += _unchecked_section(everything, limit)  # trials, not findings: the same
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
+def _header(content: ReportContent, s: Mapping[str, Any], limit: int | None) -> list[str]:
     state = "PARTIAL" if s["partial"] else "complete"
     gate = "accepted" if s["accepted"] else "REJECTED by the quality gate"
     stamps = (
@@ -304,31 +504,43 @@ def _header(content: ReportContent, s: Mapping[str, Any]) -> list[str]:
             if s["reconstructed"]
             else []
         ),
+        *(
+            [
+                f"- Listed below: the first {limit:,} of each kind (this run has "
+                f"{len(content.findings):,} findings and {s['trials']:,} trials); {WHERE_ALL}."
+            ]
+            if limit is not None
+            else []
+        ),
         "",
     ]
 
 
-def _section(content: ReportContent, title: str, kinds: Sequence[str], empty: str) -> list[str]:
+def _section(
+    content: ReportContent, title: str, kinds: Sequence[str], empty: str, limit: int | None
+) -> list[str]:
     lines = [f"## {title}", ""]
     chosen = [f for f in content.findings if f["kind"] in kinds]
     if not chosen:
         return [*lines, empty, ""]
-    for f in chosen:
+    shown, more = first_of_each(chosen, limit)
+    for f in shown:
         tag = VERDICT_TAGS.get(str(f.get("verdict") or "unknown"), "verdict unknown")
         text = f"- **{md(f['severity'])}** [{tag}] {_locate(content, f)}: {_describe(content, f)}"
-        lines.append(text + _verdict_why(f))
-    return [*lines, ""]
+        lines.append(text + _verdict_why(content, f))
+    return [*lines, *_more_lines(more), ""]
 
 
-def _verdict_why(f: Mapping[str, Any]) -> str:
+def _more_lines(more: Mapping[str, int]) -> list[str]:
+    """One line per kind whose findings were not all listed (see `first_of_each`)."""
+    return [f"- {more_line(n, f'{md_code(kind)} findings')}" for kind, n in sorted(more.items())]
+
+
+def _verdict_why(content: ReportContent, f: Mapping[str, Any]) -> str:
     """Why a disagreement got its verdict (kept in the finding's details)."""
     if f["kind"] not in verdict.DISAGREEMENT_KINDS:
         return ""
-    try:
-        details = json.loads(f.get("details") or "{}")
-    except ValueError:
-        return ""
-    why = details.get("verdict_why") if isinstance(details, dict) else None
+    why = content.details(f).get("verdict_why")
     return f" _Verdict: {md(why)}._" if why else ""
 
 
@@ -380,7 +592,7 @@ def _live(content: ReportContent) -> ReportContent:
     return dataclasses.replace(content, findings=[f for f in content.findings if not accepted(f)])
 
 
-def _accepted_section(content: ReportContent) -> list[str]:
+def _accepted_section(content: ReportContent, limit: int | None) -> list[str]:
     chosen = [f for f in content.findings if accepted(f)]
     notes = content.meta.get("decisions", {}).get("notes", [])
     if not chosen and not notes:
@@ -393,46 +605,58 @@ def _accepted_section(content: ReportContent) -> list[str]:
         "changes.",
         "",
     ]
-    for f in chosen:
-        by = json.loads(f.get("details") or "{}").get("accepted_by")
+    shown, more = first_of_each(chosen, limit)
+    for f in shown:
+        by = content.details(f).get("accepted_by")
         lines.append(
             f"- {_locate(content, f)}: {md(f['message'])} — **accepted on "
             f"{md(f['accepted_on'])}**"
             + (f" by {md(by)}" if by else "")
             + f": {md(f['accepted_reason'])} ({md_code(f['key'])})"
         )
+    lines += _more_lines(more)
     lines += [f"- Note: {md(n)}" for n in notes]
     return [*lines, ""]
 
 
-def _unmapped_section(content: ReportContent) -> list[str]:
-    chosen = [f for f in content.findings if f["kind"] == "unmapped_value"]
+def _unmapped_section(content: ReportContent, limit: int | None) -> list[str]:
+    return _plain_section(
+        content, "## Registry values our vocabulary does not know", "unmapped_value", limit
+    )
+
+
+def _plain_section(content: ReportContent, title: str, kind: str, limit: int | None) -> list[str]:
+    chosen = [f for f in content.findings if f["kind"] == kind]
     if not chosen:
         return []
-    lines = ["## Registry values our vocabulary does not know", ""]
-    lines += [f"- {_locate(content, f)}: {_describe(content, f)}" for f in chosen]
-    return [*lines, ""]
+    shown, more = first_of_each(chosen, limit)
+    lines = [title, ""]
+    lines += [f"- {_locate(content, f)}: {_describe(content, f)}" for f in shown]
+    return [*lines, *_more_lines(more), ""]
 
 
-def _optional_section(content: ReportContent, title: str, kinds: Sequence[str]) -> list[str]:
+def _optional_section(
+    content: ReportContent, title: str, kinds: Sequence[str], limit: int | None
+) -> list[str]:
     if not any(f["kind"] in kinds for f in content.findings):
         return []
-    return _section(content, title, kinds, "")
+    return _section(content, title, kinds, "", limit)
 
 
-def _missing_section(content: ReportContent) -> list[str]:
-    chosen = [f for f in content.findings if f["kind"] == "registry_missing"]
-    if not chosen:
-        return []
-    lines = ["## Values the registry does not give (nothing to check)", ""]
-    lines += [f"- {_locate(content, f)}: {_describe(content, f)}" for f in chosen]
-    return [*lines, ""]
+def _missing_section(content: ReportContent, limit: int | None) -> list[str]:
+    return _plain_section(
+        content,
+        "## Values the registry does not give (nothing to check)",
+        "registry_missing",
+        limit,
+    )
 
 
-def _status_section(content: ReportContent) -> list[str]:
+def _status_section(content: ReportContent, limit: int | None) -> list[str]:
     chosen = [f for f in content.findings if f["kind"] == "status"]
     if not chosen:
         return []
+    chosen, more = first_of_each(chosen, limit)
     lines = [
         "## Current registry status (the review prints none)",
         "",
@@ -450,6 +674,8 @@ def _status_section(content: ReportContent) -> list[str]:
             + " | ".join(md(c) for c in cells)
             + f" | {md(f['registry_value'])}{flag}{stale} | {md(f.get('last_updated') or '')} |"
         )
+    if more:
+        lines += ["", *_more_lines(more)]
     return [*lines, ""]
 
 
@@ -481,7 +707,7 @@ def notice_lines(meta: Mapping[str, Any]) -> list[str]:
 GROUP_AT = 4  # trials that could not be checked for the same reason: one line, not one each
 
 
-def _unchecked_section(content: ReportContent) -> list[str]:
+def _unchecked_section(content: ReportContent, limit: int | None) -> list[str]:
     items = _unchecked(content)
     lines = ["## Trials that could not be checked", ""]
     if not items:
@@ -496,7 +722,7 @@ def _unchecked_section(content: ReportContent) -> list[str]:
     alone = [u for members in groups.values() if not grouped(members) for u in members]
     for (outcome, detail), members in groups.items():
         if grouped(members):
-            lines.append(_group_line(outcome, detail, members))
+            lines.append(_group_line(outcome, detail, members, limit))
     if alone:
         if len(lines) > 2:
             lines.append("")
@@ -504,16 +730,39 @@ def _unchecked_section(content: ReportContent) -> list[str]:
             "| Trial | Registry | Outcome | Where in the review | Why |",
             "|---|---|---|---|---|",
         ]
-    for u in alone:
-        where = "; ".join(f"Table {r['table']} {r['product']}" for r in u["rows"])
-        cells = (u["trial_id"], registry_name(u["registry"]), u["outcome"], where, u["detail"])
+    listed, left_out = first_of_each(alone, limit, lambda _: "trial")
+    for one in listed:
+        where = "; ".join(f"Table {r['table']} {r['product']}" for r in one["rows"])
+        cells = (
+            one["trial_id"],
+            registry_name(one["registry"]),
+            one["outcome"],
+            where,
+            one["detail"],
+        )
         lines.append("| " + " | ".join(md(c) for c in cells) + " |")
+    if left_out:
+        lines += [
+            "",
+            f"{left_out['trial']:,} more trials not checked, not listed here: {UNCHECKED_WHERE}.",
+        ]
     return [*lines, ""]
 
 
-def _group_line(outcome: str, detail: str, members: Sequence[Mapping[str, Any]]) -> str:
+UNCHECKED_WHERE = (
+    "every one is in the JSON report's `unchecked` list and the `outcomes` table of "
+    "`registry-sync browse`"
+)
+
+
+def _group_line(
+    outcome: str, detail: str, members: Sequence[Mapping[str, Any]], limit: int | None = None
+) -> str:
     """`- 88 trials not_in_replay (ClinicalTrials.gov 66, jRCT 11, …): why. IDs: …`"""
     by_registry = Counter(registry_name(m["registry"]) for m in members)
     counts = ", ".join(f"{md(name)} {n}" for name, n in by_registry.most_common())
-    ids = ", ".join(md(m["trial_id"]) for m in members)
+    shown = members if limit is None else members[:limit]
+    ids = ", ".join(md(m["trial_id"]) for m in shown)
+    if len(shown) < len(members):
+        ids += f" and {len(members) - len(shown):,} more; {UNCHECKED_WHERE}"
     return f"- **{len(members)} trials {md_code(outcome)}** ({counts}): {md(detail)}. IDs: {ids}"

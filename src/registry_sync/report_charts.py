@@ -9,7 +9,6 @@ from html import escape
 from typing import Any
 
 from registry_sync import report, report_svg
-from registry_sync.ids import normalize_id
 from registry_sync.reconcile import readable_status
 from registry_sync.registry_table import registry_name
 
@@ -124,8 +123,9 @@ def _status_figure(content: report.ReportContent) -> str:
 
 def _start_figure(content: report.ReportContent) -> str:
     points: list[report_svg.Point] = []
-    for row in content.curated.values():
-        record = content.records.get(normalize_id(str(row["trial_id"])))
+    ids = report.normalized_ids(content)
+    for line, row in content.curated.items():
+        record = content.records.get(ids[line])
         printed, registered = row.get("start_iso"), (record or {}).get("start")
         if printed and registered:
             label = (

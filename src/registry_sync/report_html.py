@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -52,13 +52,14 @@ COLUMNS = (  # findings table: (key, heading, sortable); the key names the cell'
 def render_html(content: report.ReportContent) -> str:
     s = report.summary(content)
     title, published = review_title(content)
+    limit = report.list_limit(content)  # None: list everything (see report.LIST_ALL_UP_TO)
     body = [
         _header(content, s, title, published),
         _numbers(content, s),
-        _fix_by_table(content),
-        _unchecked_section(content),
+        _fix_by_table(content, limit),
+        _unchecked_section(content, limit),
         report_charts.charts(content),
-        _findings_section(content),
+        _findings_section(content, limit),
     ]
     data = {"review": {"title": title, "published": published}, "summary": s}
     return (
@@ -156,16 +157,9 @@ def _verdict(f: Mapping[str, Any]) -> str:
     return str(f.get("verdict") or "unknown")
 
 
-def _details(f: Mapping[str, Any]) -> dict[str, Any]:
-    """The finding's own evidence (the `details` JSON object); unreadable text kept as is."""
-    raw = f.get("details")
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {"details": raw}
-    return value if isinstance(value, dict) else {"details": value}
+def _more(n: int, what: str) -> str:
+    """Where a long list stops: how many more and where every one of them is."""
+    return f'<p class="sub more">{_inline_code(report.more_line(n, what))}</p>'
 
 
 def _registry(key: object) -> str:
@@ -223,14 +217,17 @@ def _numbers(content: report.ReportContent, s: Mapping[str, Any]) -> str:
     return f'<section class="numbers" aria-label="Summary">{cells}</section>'
 
 
-def _fix_by_table(content: report.ReportContent) -> str:
+def _fix_by_table(content: report.ReportContent, limit: int | None) -> str:
     """Errors and warnings not yet accepted, grouped by the review's table, worst first."""
     by_table: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    infos = accepted = 0
     for f in content.findings:
-        if f["severity"] in ("error", "warning") and not _accepted(f):
+        if _accepted(f):
+            accepted += 1
+        elif f["severity"] in ("error", "warning"):
             by_table[f["table"]].append(f)
-    infos = sum(1 for f in content.findings if f["severity"] == "info" and not _accepted(f))
-    accepted = sum(1 for f in content.findings if _accepted(f))
+        elif f["severity"] == "info":
+            infos += 1
     head = '<section id="fix"><h2>What to fix in the review</h2>'
     tail = (
         f'<p class="sub">Not listed here: {infos} notes (info) and {accepted} findings the '
@@ -238,17 +235,22 @@ def _fix_by_table(content: report.ReportContent) -> str:
     )
     if not by_table:
         return head + "<p>No errors or warnings.</p>" + tail
-    groups = [_fix_group(content, table, by_table[table]) for table in sorted(by_table)]
+    groups = [_fix_group(content, table, by_table[table], limit) for table in sorted(by_table)]
     return head + '<div class="groups">' + "".join(groups) + "</div>" + tail
 
 
-def _fix_group(content: report.ReportContent, table: int, chosen: list[Mapping[str, Any]]) -> str:
+def _fix_group(
+    content: report.ReportContent, table: int, chosen: list[Mapping[str, Any]], limit: int | None
+) -> str:
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     chosen.sort(key=lambda f: (rank.get(f["severity"], 9), _row_of(content, f).get("row") or 0))
     counts = Counter(f["severity"] for f in chosen)
     said = " · ".join(f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in counts)
+    shown = chosen if limit is None else chosen[:limit]
+    left = len(chosen) - len(shown)
+    more = _more(left, f"errors and warnings in Table {table}") if left else ""
     items = []
-    for f in chosen:
+    for f in shown:
         row = _row_of(content, f)
         where = f"row {_e(row['row'])}" if row.get("row") else "row ?"
         items.append(
@@ -259,13 +261,13 @@ def _fix_group(content: report.ReportContent, table: int, chosen: list[Mapping[s
             "</li>"
         )
     heading = f"<h3>Table {_e(table)} <small>{said}</small></h3>"
-    return f"<article>{heading}<ol>{''.join(items)}</ol></article>"
+    return f"<article>{heading}<ol>{''.join(items)}</ol>{more}</article>"
 
 
 # --- trials that could not be checked ------------------------------------------------------
 
 
-def _unchecked_section(content: report.ReportContent) -> str:
+def _unchecked_section(content: report.ReportContent, limit: int | None) -> str:
     """One line per reason (outcome and detail), with its count by registry and its IDs."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for u in report._unchecked(content):
@@ -278,7 +280,9 @@ def _unchecked_section(content: report.ReportContent) -> str:
     for (outcome, detail), members in sorted(groups.items(), key=lambda g: -len(g[1])):
         by_registry = Counter(_registry(m["registry"]) for m in members)
         registries = ", ".join(f"{_e(name)} {n}" for name, n in by_registry.most_common())
-        ids = "; ".join(_unchecked_id(m) for m in members)
+        ids = "; ".join(_unchecked_id(m) for m in (members if limit is None else members[:limit]))
+        if limit is not None and len(members) > limit:
+            ids += f" and {len(members) - limit:,} more; {_inline_code(report.UNCHECKED_WHERE)}"
         shown = (
             f"<details><summary>{len(members)} IDs</summary>{ids}</details>"
             if len(members) > 3
@@ -308,22 +312,31 @@ def _unchecked_id(member: Mapping[str, Any]) -> str:
 # --- the findings table --------------------------------------------------------------------
 
 
-def _findings_section(content: report.ReportContent) -> str:
-    rows = [_finding_row(content, f, i) for i, f in enumerate(content.findings)]
+def _findings_section(content: report.ReportContent, limit: int | None) -> str:
+    shown, more = report.first_of_each(content.findings, limit)
+    rows = [_finding_row(content, f, i) for i, f in enumerate(shown)]
     heads = "".join(
         f'<th scope="col" class="c-{key}"{" data-sortable" if sortable else ""}>{_e(name)}</th>'
         for key, name, sortable in COLUMNS
     )
+    heading = f"All findings ({len(rows)})"
+    notes = ""
+    if more and limit is not None:
+        total = len(content.findings)
+        heading = f"Findings: the first {limit:,} of each kind ({len(rows):,} of {total:,})"
+        notes = "".join(
+            _more(n, f"`{kind}` findings ({n + limit:,} in all)")
+            for kind, n in sorted(more.items())
+        )
     return (
-        f'<section id="findings"><h2>All findings ({len(rows)})</h2>{_filters(content)}'
+        f'<section id="findings"><h2>{_e(heading)}</h2>{notes}{_filters(shown)}'
         '<div class="scroll"><table id="findings-table" class="findings cards">'
         f"<thead><tr>{heads}</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>"
     )
 
 
-def _filters(content: report.ReportContent) -> str:
+def _filters(f: Sequence[Mapping[str, Any]]) -> str:
     """Controls for the script; hidden until it runs (without it the table is whole)."""
-    f = content.findings
     selects = [
         ("severity", "Severity", [s for s in SEVERITIES if any(x["severity"] == s for x in f)]),
         ("kind", "Kind", sorted({str(x["kind"]) for x in f})),
@@ -379,7 +392,7 @@ def _message(content: report.ReportContent, f: Mapping[str, Any]) -> str:
     text = _t(f["message"])
     if f.get("last_updated"):
         text += f' <span class="sub">(registry last updated {_e(f["last_updated"])})</span>'
-    details = _details(f)
+    details = content.details(f)
     if details:
         items = "".join(
             f"<dt>{_e(k)}</dt><dd>{_t(v if isinstance(v, str) else _json_text(v))}</dd>"

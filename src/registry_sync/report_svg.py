@@ -131,6 +131,10 @@ def year_scatter(title: str, points: Sequence[Point], x_title: str, y_title: str
     return _svg(top + side + 42, title, body, "chart square")
 
 
+MAX_RADIUS = 40.0  # a dot shared by thousands of rows stays inside the plot (its count is shown)
+TIP_NAMES = 50  # rows named in a dot's tooltip; past that, how many more
+
+
 def _dots(points: Sequence[Point], pos: Callable[[int, bool], float]) -> list[str]:
     shared = Counter((x, y) for x, y, _ in points)
     names: dict[tuple[int, int], list[str]] = {}
@@ -139,8 +143,11 @@ def _dots(points: Sequence[Point], pos: Callable[[int, bool], float]) -> list[st
     out = []
     for (x, y), n in sorted(shared.items()):
         cls = "dot agree" if x == y else "dot differ"
-        r = 5 + 2.5 * math.sqrt(n - 1)
-        tip = f"review {x}, registry {y}: " + "; ".join(names[(x, y)])
+        r = min(5 + 2.5 * math.sqrt(n - 1), MAX_RADIUS)
+        named = names[(x, y)]
+        tip = f"review {x}, registry {y}: " + "; ".join(named[:TIP_NAMES])
+        if len(named) > TIP_NAMES:
+            tip += f"; and {len(named) - TIP_NAMES:,} more"
         count = (
             f'<text x="{pos(x, False):.1f}" y="{pos(y, True) + 4:.1f}" text-anchor="middle" '
             f'class="count">{n}</text>'
