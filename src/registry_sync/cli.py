@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -77,13 +77,14 @@ def _quiet_stdout() -> None:
         pass
 
 
-def _settings(data_dir: Path | None, curated: Path | None) -> Settings:
+def _settings(data_dir: Path | None, curated: Path | Sequence[Path] | None) -> Settings:
     overrides: dict[str, object] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
-    if curated is not None:
-        overrides["curated_path"] = curated
-    return Settings.from_env(**overrides)
+    settings = Settings.from_env(**overrides)
+    if isinstance(curated, Path):
+        return settings.with_tables([curated])
+    return settings.with_tables(curated or ())
 
 
 data_dir_option = click.option(
@@ -147,8 +148,9 @@ def main(debug: bool) -> None:
 @click.option(
     "--curated",
     type=click.Path(path_type=Path),
-    default=None,
-    help="The review's table (default: data/curated/review_2025_hpsc.csv).",
+    multiple=True,
+    help="A review's table (default: data/curated/review_2025_hpsc.csv); repeat for several "
+    "reviews in one run: each trial is fetched once, each review gets its own report.",
 )
 @click.option(
     "--base-url",
@@ -186,7 +188,7 @@ def run(
     registries: tuple[str, ...],
     ids: tuple[str, ...],
     replay_dir: Path | None,
-    curated: Path | None,
+    curated: tuple[Path, ...],
     base_urls: tuple[str, ...],
     no_progress: bool,
     history: bool,
@@ -241,6 +243,12 @@ def _run_summary(result: RunResult) -> None:
     click.echo(
         "findings: " + (", ".join(f"{k} {v}" for k, v in sorted(result.findings.items())) or "none")
     )
+    for r in result.reviews:  # several reviews: one line each
+        click.echo(
+            f"review {console(r['name'])}: {r['rows']} rows, {r['findings']} findings, "
+            f"{r.get('rows_out_of_date', 0)} rows out of date"
+            + (f"; report {r['report']}" if r.get("report") else "")
+        )
     for line in result.notices:  # a registry's changed pages, quarantined records: one line each
         click.echo(line)
     d = result.decisions
@@ -371,19 +379,39 @@ def snapshots(data_dir: Path | None, as_json: bool, clean: bool) -> None:
     default=None,
     help="Write to this file instead of standard output.",
 )
+@click.option(
+    "--review",
+    "review_name",
+    default=None,
+    help="The report of this review (a run of several reviews; its table's file stem).",
+)
 @data_dir_option
 @_friendly_errors
 def report(
-    snapshot_path: Path | None, fmt: str, output: Path | None, data_dir: Path | None
+    snapshot_path: Path | None,
+    fmt: str,
+    output: Path | None,
+    review_name: str | None,
+    data_dir: Path | None,
 ) -> None:
-    """Render the drift report of SNAPSHOT (default: the latest)."""
+    """Render the drift report of SNAPSHOT (default: the latest); for a run of several
+    reviews, of the one named by --review."""
+    from registry_sync import reviews
+
     if snapshot_path is None:
         store = _settings(data_dir, None).snapshots_dir
         snapshot_path = snapshot.latest_snapshot(store)
         if snapshot_path is None:
             raise RegistrySyncError(f"no snapshot in {store} yet: run `registry-sync run` first")
         _restore_reports(_settings(data_dir, None))
-    text = report_mod.render(report_mod.load_content(snapshot_path), fmt)
+    meta = snapshot.read_meta(snapshot_path)
+    name = reviews.pick(meta, review_name)
+    if name is None:
+        raise click.UsageError(
+            f"run {meta.get('run_id')} checked several reviews; pick one with --review "
+            f"({', '.join(reviews.names(meta))})"
+        )
+    text = report_mod.render(reviews.load_review_content(snapshot_path, name), fmt)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -415,7 +443,9 @@ def diff_command(old: Path | None, new: Path | None, fmt: str, data_dir: Path | 
         raise click.UsageError("give both OLD and NEW, or neither")
     if old is None or new is None:
         old, new = diff.two_newest(_settings(data_dir, None).snapshots_dir)
-    changes = diff.diff_snapshots(diff.load_rows(old), diff.load_rows(new))
+    from registry_sync import reviews
+
+    changes = diff.diff_snapshots(reviews.diff_rows(old), reviews.diff_rows(new))
     if fmt == "json":
         click.echo(diff.diff_json(changes), nl=False)
     else:
