@@ -592,8 +592,8 @@ def _latest_of(store: Path, mode: str | None) -> Path:
 @click.option(
     "--curated",
     type=click.Path(path_type=Path),
-    default=None,
-    help="The review's table to check (default: the bundled one).",
+    multiple=True,
+    help="The review's table to check (default: the bundled one); repeat for several.",
 )
 @click.option(
     "--max-lines",
@@ -603,26 +603,40 @@ def _latest_of(store: Path, mode: str | None) -> Path:
     help="Print at most N findings of each kind, then how many more (0: all).",
 )
 @_friendly_errors
-def check(curated: Path | None, max_lines: int) -> None:
-    """Load and gate the review's table alone, and list what it shows without any registry."""
+def check(curated: tuple[Path, ...], max_lines: int) -> None:
+    """Load and gate the review's table alone, and list what it shows without any registry;
+    with several tables, each in turn (exit non-zero when any fails its gate)."""
+    from registry_sync import reviews
+
+    settings = _settings(None, curated)
+    failed = False
+    for i, path in enumerate(reviews.check_tables(settings.tables)):
+        if i:
+            click.echo("")
+        failed |= not _check_table(settings, path, max_lines)
+    if failed:
+        sys.exit(EXIT_GATE)
+
+
+def _check_table(settings: Settings, path: Path, max_lines: int) -> bool:
+    """One table of `check`: its rows, its gate, its findings; False when the gate failed."""
     from registry_sync import frames, validate
     from registry_sync.curated import bounded_lines, load_curated, printable
     from registry_sync.reconcile import reconcile
 
-    settings = _settings(None, curated)
-    table = load_curated(settings.curated_path)
+    table = load_curated(path)
     gate = validate.validate_curated(frames.curated_frame(table.rows), settings.expectations_dir)
     by_registry: dict[str, int] = {}
     for r in table.rows:
         by_registry[r.registry or "malformed"] = by_registry.get(r.registry or "malformed", 0) + 1
     click.echo(
-        f"{settings.curated_path}: {len(table.rows)} rows; "
+        f"{path}: {len(table.rows)} rows; "
         + ", ".join(f"{k} {v}" for k, v in sorted(by_registry.items()))
     )
     click.echo(printable(f"quality gate: {gate.summary()}", 2000))
     if not gate.success:  # the table cannot be used: its findings would add nothing
         click.echo("findings not listed: fix the gate's critical failures first")
-        sys.exit(EXIT_GATE)
+        return False
     rows = {r.line: r.row for r in table.rows}
     lines = (
         (
@@ -635,6 +649,7 @@ def check(curated: Path | None, max_lines: int) -> None:
     )
     for line in bounded_lines(lines, max_lines):
         click.echo(line)
+    return True
 
 
 @main.command("serve-replay")

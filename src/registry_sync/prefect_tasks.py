@@ -249,9 +249,11 @@ def run_in_flow(
     *,
     ctgov_batch_size: int | None = None,
     batches_at_once: int = 2,
+    curated: Sequence[str] = (),
 ) -> dict[str, Any]:
     """What every flow does: run the pipeline with task-wrapped steps, publish, summarize.
-    On a task runner that leaves the process, the fetch is spread (`distributed_steps`)."""
+    On a task runner that leaves the process, the fetch is spread (`distributed_steps`).
+    `curated`: the reviews' tables (several reviews in one run); empty: the settings'."""
     from pathlib import Path
 
     from prefect.context import FlowRunContext
@@ -259,6 +261,7 @@ def run_in_flow(
     from registry_sync.settings import Settings
 
     settings = Settings.from_env(**({"data_dir": Path(data_dir)} if data_dir else {}))
+    settings = settings.with_tables([Path(p) for p in curated])
     context = FlowRunContext.get()
     if leaves_the_process(context.task_runner if context is not None else None):
         steps = distributed_steps(

@@ -174,12 +174,15 @@ def load_review_content(path: Path, name: str, shown_as: Path | None = None) -> 
 def diff_rows(path: Path, name: str | None = None) -> diff.SnapshotRows:
     """A snapshot's rows for `diff`, findings keyed across reviews (`finding_id`); only
     `name`'s findings when given."""
-    rows = diff.load_rows(path)
+    rows = diff.load_rows(path)  # its findings keyed by `key` alone: read them again
     meta = snapshot.read_meta(path)
+    conn = snapshot.open_snapshot(path)
+    try:
+        every = list(conn.execute("select * from findings order by id"))
+    finally:
+        conn.close()
     findings = {
-        finding_id(f, meta): f
-        for f in rows.findings.values()
-        if name is None or row_review(f, meta) == name
+        finding_id(f, meta): f for f in every if name is None or row_review(f, meta) == name
     }
     return replace(rows, findings=findings)
 
