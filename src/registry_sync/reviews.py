@@ -131,8 +131,10 @@ def review_meta(meta: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 def load_review_content(path: Path, name: str, shown_as: Path | None = None) -> ReportContent:
     """The snapshot as one review's report shows it: its rows, its findings, and the trials
-    (outcomes, records) its rows cite."""
+    (outcomes, records) its rows cite. A run of one review: the whole snapshot, unchanged."""
     content = report.load_content(path, shown_as)
+    if len(names(content.meta)) < 2:  # one review (any schema): the snapshot's report as ever
+        return content
     conn = snapshot.open_snapshot(path)
     try:
         columns = {r["name"] for r in conn.execute("pragma table_info(curated)")}
