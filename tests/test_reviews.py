@@ -281,3 +281,32 @@ def test_replace_keeps_review_on_rows() -> None:
     row = CuratedRow(2, 1, "P", "iNK", "x", "s", "NCT03841110", "I", "US", "2019")
     tagged = reviews.tag_rows([row], A)[0]
     assert tagged.review == A and dataclasses.replace(tagged, line=3).review == A
+
+
+def test_decisions_are_per_review(tmp_path: Path) -> None:
+    """A key both reviews have, accepted in review B's decisions file: accepted in B only."""
+    a, b = split_tables(tmp_path / "tables")
+    first = _run(tmp_path / "data", a, b)
+    rows = _query(
+        first.snapshot_path,
+        "select review, key from findings where registry_value is not null",
+    )
+    key = sorted(
+        {r["key"] for r in rows if r["review"] == A} & {r["key"] for r in rows if r["review"] == B}
+    )[0]
+    runner = CliRunner()
+    args = ["accept", key, "--reason", "kept as published", "--snapshot", str(first.snapshot_path)]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 2 and str(a) in res.output and str(b) in res.output
+    res = runner.invoke(main, [*args, "--curated", str(b)])
+    assert res.exit_code == 0, res.output
+    assert (b.parent / f"{B}.decisions.csv").is_file()
+    assert not (a.parent / f"{A}.decisions.csv").exists()
+    second = _run(tmp_path / "data", a, b)
+    accepted = _query(
+        second.snapshot_path, "select review, accepted_on from findings where key = ?", key
+    )
+    assert {r["review"]: bool(r["accepted_on"]) for r in accepted} == {A: False, B: True}
+    meta = snapshot.read_meta(second.snapshot_path)
+    assert [r["decisions"]["accepted"] for r in meta["reviews"]] == [0, 1]
+    assert meta["decisions"]["accepted"] == 1

@@ -485,14 +485,23 @@ def accept(
     the registry's value changes. Written to <curated stem>.decisions.csv beside the table."""
     from datetime import date
 
-    from registry_sync import decisions, diff
+    from registry_sync import decisions, diff, reviews
 
     if snapshot_path is not None and mode is not None:
         raise click.UsageError("give --snapshot or --mode, not both")
     path = snapshot_path or _latest_of(store or _settings(data_dir, None).snapshots_dir, mode)
     rows = diff.load_rows(path)
+    meta = snapshot.read_meta(path)
+    if len(reviews.names(meta)) > 1:  # a run of several reviews: the one whose table is named
+        if curated is None:
+            tables = ", ".join(str(e.get("curated_path")) for e in meta["reviews"])
+            raise click.UsageError(
+                f"run {meta.get('run_id')} checked several reviews; name the table whose "
+                f"decisions to write with --curated ({tables})"
+            )
+        rows = reviews.review_rows(path, str(reviews.pick(meta, reviews.review_name(curated))))
     if curated is None:
-        curated = Path(str(snapshot.read_meta(path).get("curated_path")))
+        curated = Path(str(meta.get("curated_path")))
     where = decisions.decisions_path(curated)
     if as_list:
         _list_decisions(where, rows)

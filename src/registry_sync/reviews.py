@@ -189,6 +189,12 @@ def diff_rows(path: Path, name: str | None = None) -> diff.SnapshotRows:
     return replace(rows, findings=findings)
 
 
+def review_rows(path: Path, name: str) -> diff.SnapshotRows:
+    """A snapshot's rows with only `name`'s findings, keyed by `key` as its decisions file is."""
+    rows = diff_rows(path, name)
+    return replace(rows, findings={str(f["key"]): f for f in rows.findings.values()})
+
+
 def _content_rows(content: ReportContent, name: str) -> diff.SnapshotRows:
     return diff.SnapshotRows(
         run_id=str(content.meta.get("run_id")),
