@@ -226,20 +226,27 @@ def publish_artifacts(result: pipeline.RunResult) -> None:
     findings (a table, one row per finding), read back from the run's snapshot."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from registry_sync import artifacts, report
+    from registry_sync import artifacts, reviews, snapshot
 
-    content = report.load_content(result.snapshot_path)
     state = "partial" if result.partial else "complete"
-    create_markdown_artifact(
-        markdown=artifacts.summary_markdown(content, result.report_paths),
-        key=artifacts.SUMMARY_KEY,
-        description=f"registry-sync run {result.run_id}: {state}; what to fix in the review",
-    )
-    create_table_artifact(
-        table=artifacts.finding_rows(content),
-        key=artifacts.FINDINGS_KEY,
-        description=f"registry-sync run {result.run_id}: findings by table and row",
-    )
+    # one review: keys as ever; several: one pair per review, keyed `<key>-<review>`
+    for name, suffix, paths in reviews.artifact_parts(
+        snapshot.read_meta(result.snapshot_path), result.report_paths
+    ):
+        content = reviews.load_review_content(result.snapshot_path, name)
+        of = name if suffix else "the review"
+        create_markdown_artifact(
+            markdown=artifacts.summary_markdown(content, paths),
+            key=artifacts.SUMMARY_KEY + suffix,
+            description=f"registry-sync run {result.run_id}: {state}; what to fix in {of}",
+        )
+        create_table_artifact(
+            table=artifacts.finding_rows(content),
+            key=artifacts.FINDINGS_KEY + suffix,
+            description=f"registry-sync run {result.run_id}: findings "
+            + (f"of {name} " if suffix else "")
+            + "by table and row",
+        )
 
 
 def run_in_flow(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -202,6 +203,25 @@ def _content_rows(content: ReportContent, name: str) -> diff.SnapshotRows:
         outcomes={tid: o["outcome"] for tid, o in content.outcomes.items()},
         findings={f"{name}/{f['key']}": f for f in content.findings},
     )
+
+
+def artifact_parts(
+    meta: Mapping[str, Any], report_paths: Mapping[str, Path]
+) -> list[tuple[str, str, dict[str, Path]]]:
+    """(review, artifact key suffix, its report paths) per review: one review `("name", "",
+    the run's paths)`; several, a suffix each (`-review-a`: a Prefect key is lowercase letters,
+    digits and dashes) and that review's own report files."""
+    listed = names(meta)
+    if len(listed) < 2:
+        return [(listed[0], "", dict(report_paths))]
+    return [
+        (
+            name,
+            "-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "review"),
+            {k.split(":", 1)[0]: p for k, p in report_paths.items() if k.endswith(f":{name}")},
+        )
+        for name in listed
+    ]
 
 
 # --- report files -----------------------------------------------------------------------------
