@@ -310,3 +310,25 @@ def test_decisions_are_per_review(tmp_path: Path) -> None:
     meta = snapshot.read_meta(second.snapshot_path)
     assert [r["decisions"]["accepted"] for r in meta["reviews"]] == [0, 1]
     assert meta["decisions"]["accepted"] == 1
+
+
+def test_prune_and_restore_know_each_reviews_reports(tmp_path: Path) -> None:
+    from registry_sync import retention, runlock
+
+    a, b = split_tables(tmp_path / "tables")
+    first = _run(tmp_path / "data", a, b)
+    second = _run(tmp_path / "data", a, b)
+    settings = fast_settings(tmp_path / "data")
+    store, reports_dir = settings.snapshots_dir, settings.reports_dir
+    own = reviews.report_files(reports_dir, second.snapshot_path)
+    assert len(own) == 6 and all(p.is_file() for p in own)
+    # a killed run left the latest without one review's report: rendered again
+    own[0].unlink()
+    assert own[0] in runlock.restore_reports(store, reports_dir)
+    assert own[0].is_file()
+    gone = reviews.report_files(reports_dir, first.snapshot_path)
+    assert all(p.is_file() for p in gone)
+    retention.prune(store, 1, reports_dir)
+    assert not first.snapshot_path.exists()
+    assert not [p for p in gone if p.exists()]
+    assert all(p.is_file() for p in own)
