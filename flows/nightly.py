@@ -18,11 +18,14 @@ def nightly_sync(
     fetch_retry_delay_s: float = 60,
     ctgov_batch_size: int | None = None,
     batches_at_once: int = 2,
+    curated: list[str] | None = None,
 ) -> dict[str, Any]:
     """Reconcile every trial of the review; snapshot; publish the drift report, the summary
     (what to fix, counts, report paths) and the findings table as artifacts. On a Dask task
     runner (`REGISTRY_SYNC_DASK_ADDRESS`), the fetch is spread over its workers (see
-    `registry_sync.prefect_tasks.distributed_steps`); the snapshot is written here, once."""
+    `registry_sync.prefect_tasks.distributed_steps`); the snapshot is written here, once.
+    `curated`: several reviews' tables in one night (each trial fetched once, a report per
+    review); none: the settings' table (`REGISTRY_SYNC_CURATED`, else the bundled one)."""
     request = RunRequest(replay_dir=Path(replay_dir) if replay_dir else None)
     return run_in_flow(
         request,
@@ -30,6 +33,7 @@ def nightly_sync(
         fetch_retry_delay_s,
         ctgov_batch_size=ctgov_batch_size,
         batches_at_once=batches_at_once,
+        curated=curated or (),
     )
 
 

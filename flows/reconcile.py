@@ -20,12 +20,13 @@ def adhoc_reconcile(
     fetch_retry_delay_s: float = 60,
     ctgov_batch_size: int | None = None,
     batches_at_once: int = 2,
+    curated: list[str] | None = None,
 ) -> dict[str, Any]:
     """The same run as `registry-sync run --registry ... --ids ...`, with the same artifacts as
     the nightly flow (drift report, summary, findings table). On a Dask task runner
     (`REGISTRY_SYNC_DASK_ADDRESS`), the fetch is spread over its workers: ClinicalTrials.gov
     in batches of `ctgov_batch_size` IDs, `batches_at_once` in flight; other registries one
-    task each."""
+    task each. `curated`: the reviews' tables, as `--curated` repeated."""
     request = RunRequest(
         registries=tuple(registries or ()),
         ids=tuple(ids or ()),
@@ -37,6 +38,7 @@ def adhoc_reconcile(
         fetch_retry_delay_s,
         ctgov_batch_size=ctgov_batch_size,
         batches_at_once=batches_at_once,
+        curated=curated or (),
     )
 
 

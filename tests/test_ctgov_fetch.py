@@ -11,6 +11,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -94,7 +95,7 @@ def test_ctgov_fetch_payload_is_the_study_with_provenance(server: ReplayServer, 
     # the study as the API gives it for our `fields`: only the branches parse() reads, and of
     # the sites only their countries (the replay server projects as the API does)
     study = recorded_study("NCT04207047")
-    proto = study["protocolSection"]
+    proto: dict[str, Any] = study["protocolSection"]  # type: ignore[assignment]
     sites = proto["contactsLocationsModule"]["locations"]
     wanted = {
         "hasResults": study["hasResults"],

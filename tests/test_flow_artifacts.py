@@ -128,3 +128,29 @@ def test_finding_rows_carry_the_review_row() -> None:
         "message": "printed I/II,\nregistry says PHASE1",
         "evidence_url": "https://clinicaltrials.gov/study/NCT1",
     }
+
+
+def test_flow_of_several_reviews_publishes_each_reviews_artifacts(
+    harness: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from registry_sync import snapshot
+    from test_reviews import A, B, split_tables
+
+    monkeypatch.setenv("REGISTRY_SYNC_EXPECTATIONS_DIR", str(EXPECTATIONS))
+    a, b = split_tables(tmp_path / "tables")
+    nightly = load_flow_module("nightly").nightly_sync
+    state = nightly(
+        data_dir=str(tmp_path / "data"),
+        replay_dir=str(BUNDLED_REPLAY),
+        curated=[str(a), str(b)],
+        return_state=True,
+    )
+    out = state.result()
+    got = artifacts_of(state.state_details.flow_run_id)
+    meta = snapshot.read_meta(Path(out["snapshot"]))
+    for name, slug in ((A, "review-a"), (B, "review-b")):
+        summary = str(got[f"{artifacts.SUMMARY_KEY}-{slug}"].data)
+        assert f"{out['run_id']}.{name}.md" in summary
+        rows = json.loads(str(got[f"{artifacts.FINDINGS_KEY}-{slug}"].data))
+        (entry,) = [r for r in meta["reviews"] if r["name"] == name]
+        assert len(rows) == entry["findings"] > 0

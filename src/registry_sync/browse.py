@@ -131,6 +131,7 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "curated": (
         "The review's table, one row per printed row: as printed, plus what was parsed of it.",
         {
+            "review": "The review whose table holds the row (its file stem); schema 5 on",
             "line": "Line in the review's CSV (findings point here)",
             "table": "Table number in the review",
             "row": "Row number within that table",
@@ -154,6 +155,7 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
         {
             "id": "Row number of the finding in this snapshot",
             "key": "Stable key from night to night: kind:table:line:trial:field",
+            "review": "The review whose row this is (with line: the curated row)",
             "table": "Table number in the review",
             "line": "Line in the review's CSV (links to the curated row)",
             "trial_id": "Trial ID",
@@ -219,7 +221,7 @@ def build_metadata(
             db_name: {
                 "description": description,
                 "tables": {t.name: _table(t) for t in tables},
-                "queries": {"what_to_fix": _what_to_fix()},
+                "queries": {"what_to_fix": _what_to_fix(int(meta.get("schema_version") or 0) >= 5)},
             }
         },
     }
@@ -241,18 +243,21 @@ def _table(t: Table) -> dict[str, Any]:
     return out
 
 
-def _what_to_fix() -> dict[str, Any]:
+def _what_to_fix(by_review: bool = True) -> dict[str, Any]:
     """Errors and warnings by table and line, with the row and product as the review prints
-    them (Datasette sorts a table on one column only; this query orders by both)."""
+    them (Datasette sorts a table on one column only; this query orders by both). A snapshot
+    older than schema 5 has no `review` column: one review, joined on the line alone."""
+    join = "c.review = f.review and c.line = f.line" if by_review else "c.line = f.line"
+    order = "f.review, " if by_review else ""
     return {
         "title": "What to fix in the review, by table and row",
         "description": "Errors and warnings, ordered by table and line; info findings left out.",
         "sql": (
             'select f."table", c."row", c.product, f.trial_id, f.kind, f.severity, f.verdict, '
             "f.review_value, f.registry_value, f.message, f.evidence_url "
-            "from findings f left join curated c on c.line = f.line "
+            f"from findings f left join curated c on {join} "
             "where f.severity in ('error', 'warning') "
-            'order by f."table", f.line, f.id'
+            f'order by {order}f."table", f.line, f.id'
         ),
     }
 

@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -77,13 +77,14 @@ def _quiet_stdout() -> None:
         pass
 
 
-def _settings(data_dir: Path | None, curated: Path | None) -> Settings:
+def _settings(data_dir: Path | None, curated: Path | Sequence[Path] | None) -> Settings:
     overrides: dict[str, object] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
-    if curated is not None:
-        overrides["curated_path"] = curated
-    return Settings.from_env(**overrides)
+    settings = Settings.from_env(**overrides)
+    if isinstance(curated, Path):
+        return settings.with_tables([curated])
+    return settings.with_tables(curated or ())
 
 
 data_dir_option = click.option(
@@ -147,8 +148,9 @@ def main(debug: bool) -> None:
 @click.option(
     "--curated",
     type=click.Path(path_type=Path),
-    default=None,
-    help="The review's table (default: data/curated/review_2025_hpsc.csv).",
+    multiple=True,
+    help="A review's table (default: data/curated/review_2025_hpsc.csv); repeat for several "
+    "reviews in one run: each trial is fetched once, each review gets its own report.",
 )
 @click.option(
     "--base-url",
@@ -186,7 +188,7 @@ def run(
     registries: tuple[str, ...],
     ids: tuple[str, ...],
     replay_dir: Path | None,
-    curated: Path | None,
+    curated: tuple[Path, ...],
     base_urls: tuple[str, ...],
     no_progress: bool,
     history: bool,
@@ -241,6 +243,12 @@ def _run_summary(result: RunResult) -> None:
     click.echo(
         "findings: " + (", ".join(f"{k} {v}" for k, v in sorted(result.findings.items())) or "none")
     )
+    for r in result.reviews:  # several reviews: one line each
+        click.echo(
+            f"review {console(r['name'])}: {r['rows']} rows, {r['findings']} findings, "
+            f"{r.get('rows_out_of_date', 0)} rows out of date"
+            + (f"; report {r['report']}" if r.get("report") else "")
+        )
     for line in result.notices:  # a registry's changed pages, quarantined records: one line each
         click.echo(line)
     d = result.decisions
@@ -371,19 +379,39 @@ def snapshots(data_dir: Path | None, as_json: bool, clean: bool) -> None:
     default=None,
     help="Write to this file instead of standard output.",
 )
+@click.option(
+    "--review",
+    "review_name",
+    default=None,
+    help="The report of this review (a run of several reviews; its table's file stem).",
+)
 @data_dir_option
 @_friendly_errors
 def report(
-    snapshot_path: Path | None, fmt: str, output: Path | None, data_dir: Path | None
+    snapshot_path: Path | None,
+    fmt: str,
+    output: Path | None,
+    review_name: str | None,
+    data_dir: Path | None,
 ) -> None:
-    """Render the drift report of SNAPSHOT (default: the latest)."""
+    """Render the drift report of SNAPSHOT (default: the latest); for a run of several
+    reviews, of the one named by --review."""
+    from registry_sync import reviews
+
     if snapshot_path is None:
         store = _settings(data_dir, None).snapshots_dir
         snapshot_path = snapshot.latest_snapshot(store)
         if snapshot_path is None:
             raise RegistrySyncError(f"no snapshot in {store} yet: run `registry-sync run` first")
         _restore_reports(_settings(data_dir, None))
-    text = report_mod.render(report_mod.load_content(snapshot_path), fmt)
+    meta = snapshot.read_meta(snapshot_path)
+    name = reviews.pick(meta, review_name)
+    if name is None:
+        raise click.UsageError(
+            f"run {meta.get('run_id')} checked several reviews; pick one with --review "
+            f"({', '.join(reviews.names(meta))})"
+        )
+    text = report_mod.render(reviews.load_review_content(snapshot_path, name), fmt)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -415,7 +443,9 @@ def diff_command(old: Path | None, new: Path | None, fmt: str, data_dir: Path | 
         raise click.UsageError("give both OLD and NEW, or neither")
     if old is None or new is None:
         old, new = diff.two_newest(_settings(data_dir, None).snapshots_dir)
-    changes = diff.diff_snapshots(diff.load_rows(old), diff.load_rows(new))
+    from registry_sync import reviews
+
+    changes = diff.diff_snapshots(reviews.diff_rows(old), reviews.diff_rows(new))
     if fmt == "json":
         click.echo(diff.diff_json(changes), nl=False)
     else:
@@ -455,14 +485,23 @@ def accept(
     the registry's value changes. Written to <curated stem>.decisions.csv beside the table."""
     from datetime import date
 
-    from registry_sync import decisions, diff
+    from registry_sync import decisions, diff, reviews
 
     if snapshot_path is not None and mode is not None:
         raise click.UsageError("give --snapshot or --mode, not both")
     path = snapshot_path or _latest_of(store or _settings(data_dir, None).snapshots_dir, mode)
     rows = diff.load_rows(path)
+    meta = snapshot.read_meta(path)
+    if len(reviews.names(meta)) > 1:  # a run of several reviews: the one whose table is named
+        if curated is None:
+            tables = ", ".join(str(e.get("curated_path")) for e in meta["reviews"])
+            raise click.UsageError(
+                f"run {meta.get('run_id')} checked several reviews; name the table whose "
+                f"decisions to write with --curated ({tables})"
+            )
+        rows = reviews.review_rows(path, str(reviews.pick(meta, reviews.review_name(curated))))
     if curated is None:
-        curated = Path(str(snapshot.read_meta(path).get("curated_path")))
+        curated = Path(str(meta.get("curated_path")))
     where = decisions.decisions_path(curated)
     if as_list:
         _list_decisions(where, rows)
@@ -562,8 +601,8 @@ def _latest_of(store: Path, mode: str | None) -> Path:
 @click.option(
     "--curated",
     type=click.Path(path_type=Path),
-    default=None,
-    help="The review's table to check (default: the bundled one).",
+    multiple=True,
+    help="The review's table to check (default: the bundled one); repeat for several.",
 )
 @click.option(
     "--max-lines",
@@ -573,26 +612,40 @@ def _latest_of(store: Path, mode: str | None) -> Path:
     help="Print at most N findings of each kind, then how many more (0: all).",
 )
 @_friendly_errors
-def check(curated: Path | None, max_lines: int) -> None:
-    """Load and gate the review's table alone, and list what it shows without any registry."""
+def check(curated: tuple[Path, ...], max_lines: int) -> None:
+    """Load and gate the review's table alone, and list what it shows without any registry;
+    with several tables, each in turn (exit non-zero when any fails its gate)."""
+    from registry_sync import reviews
+
+    settings = _settings(None, curated)
+    failed = False
+    for i, path in enumerate(reviews.check_tables(settings.tables)):
+        if i:
+            click.echo("")
+        failed |= not _check_table(settings, path, max_lines)
+    if failed:
+        sys.exit(EXIT_GATE)
+
+
+def _check_table(settings: Settings, path: Path, max_lines: int) -> bool:
+    """One table of `check`: its rows, its gate, its findings; False when the gate failed."""
     from registry_sync import frames, validate
     from registry_sync.curated import bounded_lines, load_curated, printable
     from registry_sync.reconcile import reconcile
 
-    settings = _settings(None, curated)
-    table = load_curated(settings.curated_path)
+    table = load_curated(path)
     gate = validate.validate_curated(frames.curated_frame(table.rows), settings.expectations_dir)
     by_registry: dict[str, int] = {}
     for r in table.rows:
         by_registry[r.registry or "malformed"] = by_registry.get(r.registry or "malformed", 0) + 1
     click.echo(
-        f"{settings.curated_path}: {len(table.rows)} rows; "
+        f"{path}: {len(table.rows)} rows; "
         + ", ".join(f"{k} {v}" for k, v in sorted(by_registry.items()))
     )
     click.echo(printable(f"quality gate: {gate.summary()}", 2000))
     if not gate.success:  # the table cannot be used: its findings would add nothing
         click.echo("findings not listed: fix the gate's critical failures first")
-        sys.exit(EXIT_GATE)
+        return False
     rows = {r.line: r.row for r in table.rows}
     lines = (
         (
@@ -605,6 +658,7 @@ def check(curated: Path | None, max_lines: int) -> None:
     )
     for line in bounded_lines(lines, max_lines):
         click.echo(line)
+    return True
 
 
 @main.command("serve-replay")

@@ -133,6 +133,7 @@ class CuratedRow:
     registry: str | None = None  # registry key from ids.registry_of(); None when malformed
     phases: frozenset[str] | None = None  # canonical phases; None when unparsed
     start_date: PartialDate | None = None  # None when unparsed
+    review: str = ""  # the review whose table holds the row (its file stem); set by the run
 
 
 class Origin(StrEnum):
@@ -363,3 +364,4 @@ class Finding:
     # an author's decision to accept the finding (decisions file beside the curated table)
     accepted_reason: str = ""
     accepted_on: str = ""
+    review: str = ""  # the review whose row this is (its table's file stem); set by the run

@@ -47,6 +47,7 @@ from registry_sync import (
     politeness,
     quarantine,
     report,
+    reviews,
     runlock,
     snapshot,
     validate,
@@ -108,6 +109,8 @@ class RunResult:
     cleaned: tuple[Path, ...] = ()  # what killed runs left, removed before this run began
     partial_because: str = ""  # which registries could not be checked, and why (one line)
     incremental: dict[str, Any] = field(default_factory=dict)  # as `_meta.incremental`
+    # several reviews: one line each (name, rows, findings, rows_out_of_date, report)
+    reviews: tuple[dict[str, Any], ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -273,18 +276,18 @@ def _run(
     settings = endpoints.settings
     sink = sink or BodySink(None)
     started = datetime.now(UTC)
-    table, curated_report = _load_and_gate(settings, steps)
-    review = steps.load_review(settings.curated_path)
-    # read (and checked) before anything is fetched or written; applied after reconcile
-    decided = decisions.load_decisions(decisions.decisions_path(settings.curated_path))
-    rows = select_rows(table.rows, request)
+    # each review's table loaded and gated on its own, its metadata and decisions read (and
+    # checked) before anything is fetched or written; decisions are applied after reconcile
+    loaded = [_load_review(settings, steps, p) for p in reviews.check_tables(settings.tables)]
+    rows = select_rows([r for lr in loaded for r in lr.table.rows], request)
+    curated_sha256 = reviews.combined_sha256([(lr.name, lr.table.sha256) for lr in loaded])
     planned, by_registry = plan(rows)
     keys = sorted(by_registry)
     mode, key = endpoints.mode(keys), endpoints.carry_key(keys)
     previous = snapshot.latest_of_mode(settings.snapshots_dir, key)
     clock = time.monotonic()
     inc = fetch_unchanged(
-        endpoints, steps, http, by_registry, previous, table.sha256, request, sink
+        endpoints, steps, http, by_registry, previous, curated_sha256, request, sink
     )
     fetched = fetch_all(endpoints, steps, http, inc.to_fetch, on_progress=on_progress, sink=sink)
     fetched.merge(inc.fetched)
@@ -309,15 +312,14 @@ def _run(
     changed = layout.detect([*fetched.states.values(), *copies.states.values()])
     states, held, set_checks = quarantine_records(states, settings.expectations_dir, started)
     states, carried = carry_forward(states, previous)
-    findings = reconcile(rows, states, PartialDate(started.year, started.month, started.day))
-    findings = sorted(
-        [*findings, *quarantine.findings(rows, held, states)],
-        key=lambda f: (f.table, f.line, f.field, f.kind),
-    )
-    findings, verdict_meta = judge(endpoints, steps, http, (rows, states, findings), review, key)
+    today = PartialDate(started.year, started.month, started.day)
+    judged = [
+        review_findings(endpoints, steps, http, (lr, rows, states, held), key, today)
+        for lr in loaded
+    ]
+    findings = [f for found, _, _ in judged for f in found]
+    verdict_meta, decided_meta, reviews_meta = _reviews_meta(loaded, rows, judged)
     fetched.keep_loose(http.drain_exchanges(), sink)  # the version-history requests, if asked
-    findings = decisions.apply(findings, decided.rows)  # after the verdicts: every finding
-    decided_meta = decisions.summarise(decided, findings)
     records_report = steps.validate_records(
         frames.records_frame(states.values()), settings.expectations_dir, started.date()
     )
@@ -332,7 +334,8 @@ def _run(
         "carry_key": key,
         "package_version": __version__,
         "curated_path": str(settings.curated_path),
-        "curated_sha256": table.sha256,
+        "curated_sha256": curated_sha256,  # one table's own; several: see reviews.py
+        "reviews": reviews_meta,
         "decisions": decided_meta,
         "request": {"registries": list(request.registries), "ids": list(request.ids)},
         "base_urls": {k: settings.base_url(k) for k in keys},
@@ -355,7 +358,10 @@ def _run(
         "layout_changes": layout.to_meta(changed),
         **verdict_meta,
     }
-    validation = {"curated": curated_report.to_dict(), "records": records_report.to_dict()}
+    validation = {
+        "curated": _curated_validation(loaded),
+        "records": records_report.to_dict(),
+    }
     data = snapshot.SnapshotData(
         run_id=snapshot.new_run_id(started),
         meta=meta,
@@ -373,7 +379,7 @@ def _run(
 
     def render_reports(tmp: Path) -> None:
         final = tmp.with_name(f"{data.run_id}{snapshot.SUFFIX}")
-        rendered["paths"], rendered["md"] = report.write_reports(
+        rendered["paths"], rendered["md"], rendered["reviews"] = reviews.write_review_reports(
             tmp, settings.reports_dir, final, previous
         )
 
@@ -399,6 +405,10 @@ def _run(
         decisions=decided_meta,
         notices=tuple(report.notice_lines({**meta, "accepted": records_report.success})),
         incremental=inc.meta,
+        reviews=tuple(
+            {**line, "report": str(rendered["paths"][f"md:{line['name']}"])}
+            for line in rendered["reviews"]
+        ),
     )
 
 
@@ -530,6 +540,7 @@ def judge(
     reconciled: tuple[Sequence[CuratedRow], Mapping[str, TrialState], Sequence[Finding]],
     review: ReviewMeta | None,
     carry_key: str,
+    table: Path | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Every finding's verdict (see `verdict.py`), reading ClinicalTrials.gov version history
     first when the settings ask for it; returns the findings and what `_meta` should say
@@ -553,27 +564,130 @@ def judge(
     }
     if review is None:
         meta["verdict_note"] = (
-            f"no review metadata beside {settings.curated_path} (see data/curated/README.md): "
+            f"no review metadata beside {table or settings.curated_path} "
+            "(see data/curated/README.md): "
             "every verdict is unknown"
         )
     return judged, meta
 
 
 def _load_and_gate(
-    settings: Settings, steps: Steps
+    settings: Settings, steps: Steps, path: Path | None = None
 ) -> tuple[CuratedTable, validate.ValidationReport]:
-    """The review's table, loaded and gated; a table that fails the gate stops the run."""
-    table = steps.load_curated(settings.curated_path)
+    """A review's table (`path`, default the settings' first), loaded and gated; a table that
+    fails the gate stops the run."""
+    path = path or settings.curated_path
+    table = steps.load_curated(path)
     curated_report = steps.validate_curated(
         frames.curated_frame(table.rows), settings.expectations_dir
     )
     if not curated_report.success:
         raise ValidationFailed(
-            f"{settings.curated_path}: the review's table failed its quality gate: "
-            f"{curated_report.summary()}",
+            f"{path}: the review's table failed its quality gate: {curated_report.summary()}",
             curated_report,
         )
     return table, curated_report
+
+
+@dataclass(frozen=True)
+class LoadedReview:
+    """One review of a run: its table (rows tagged with its name), gate report, metadata and
+    decisions."""
+
+    name: str
+    path: Path
+    table: CuratedTable
+    gate: validate.ValidationReport
+    meta: ReviewMeta | None
+    decided: decisions.Decisions
+
+
+def _load_review(settings: Settings, steps: Steps, path: Path) -> LoadedReview:
+    table, gate = _load_and_gate(settings, steps, path)
+    name = reviews.review_name(path)
+    table = replace(table, rows=tuple(reviews.tag_rows(table.rows, name)))
+    meta = steps.load_review(path)
+    decided = decisions.load_decisions(decisions.decisions_path(path))
+    return LoadedReview(name, path, table, gate, meta, decided)
+
+
+def review_findings(
+    endpoints: Endpoints,
+    steps: Steps,
+    http: Http,
+    run: tuple[
+        LoadedReview, Sequence[CuratedRow], Mapping[str, TrialState], dict[str, quarantine.Held]
+    ],
+    carry_key: str,
+    today: PartialDate,
+) -> tuple[list[Finding], dict[str, Any], dict[str, Any]]:
+    """One review's rows against the run's shared states: reconciled, judged, its authors'
+    decisions applied (after the verdicts: every finding); each finding tagged with the review.
+    Returns the findings, the verdict `_meta` and the decisions summary."""
+    lr, all_rows, states, held = run
+    rows = [r for r in all_rows if r.review == lr.name]
+    findings = sorted(
+        [*reconcile(rows, states, today), *quarantine.findings(rows, held, states)],
+        key=lambda f: (f.table, f.line, f.field, f.kind),
+    )
+    findings, verdict_meta = judge(
+        endpoints, steps, http, (rows, states, findings), lr.meta, carry_key, lr.path
+    )
+    findings = [replace(f, review=lr.name) for f in decisions.apply(findings, lr.decided.rows)]
+    return findings, verdict_meta, decisions.summarise(lr.decided, findings)
+
+
+def _reviews_meta(
+    loaded: Sequence[LoadedReview],
+    rows: Sequence[CuratedRow],
+    judged: Sequence[tuple[list[Finding], dict[str, Any], dict[str, Any]]],
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """`_meta` of the verdicts and decisions (one review: its own, as ever; several: the run's
+    totals, each review's own in `_meta.reviews`) and `_meta.reviews`."""
+    listed = [
+        {
+            "name": lr.name,
+            "curated_path": str(lr.path),
+            "curated_sha256": lr.table.sha256,
+            "rows": sum(1 for r in rows if r.review == lr.name),
+            "findings": len(found),
+            **{k: v for k, v in vmeta.items() if k in ("review", "verdicts", "verdict_note")},
+            "decisions": dmeta,
+        }
+        for lr, (found, vmeta, dmeta) in zip(loaded, judged, strict=True)
+    ]
+    if len(judged) == 1:
+        return judged[0][1], judged[0][2], listed
+    found = [f for fs, _, _ in judged for f in fs]
+    trials: dict[str, str] = {}
+    for _, vmeta, _ in judged:
+        trials.update(vmeta["history"]["trials"])
+    verdict_meta = {
+        "review": None,
+        "verdicts": verdict.count_verdicts(found),
+        "history": {
+            "asked": judged[0][1]["history"]["asked"],
+            "trials": dict(sorted(trials.items())),
+        },
+    }
+    dmetas = [d for _, _, d in judged]
+    named = [(lr.name, d) for lr, (_, _, d) in zip(loaded, judged, strict=True)]
+    decided_meta = {
+        "count": sum(d.get("count", 0) for d in dmetas),
+        "accepted": sum(d.get("accepted", 0) for d in dmetas),
+        "reopened": sum(d.get("reopened", 0) for d in dmetas),
+        "unmatched": [f"{n}/{u}" for n, d in named for u in d.get("unmatched", [])],
+        "notes": [f"{n}: {note}" for n, d in named for note in d.get("notes", [])],
+        "path": ", ".join(str(d.get("path", "")) for d in dmetas),
+    }
+    return verdict_meta, decided_meta, listed
+
+
+def _curated_validation(loaded: Sequence[LoadedReview]) -> dict[str, Any]:
+    """The gate's report of the one table (as ever), or of each review's by name."""
+    if len(loaded) == 1:
+        return loaded[0].gate.to_dict()
+    return {"reviews": {lr.name: lr.gate.to_dict() for lr in loaded}}
 
 
 def select_rows(rows: Sequence[CuratedRow], request: RunRequest) -> list[CuratedRow]:

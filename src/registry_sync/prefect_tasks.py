@@ -226,20 +226,27 @@ def publish_artifacts(result: pipeline.RunResult) -> None:
     findings (a table, one row per finding), read back from the run's snapshot."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from registry_sync import artifacts, report
+    from registry_sync import artifacts, reviews, snapshot
 
-    content = report.load_content(result.snapshot_path)
     state = "partial" if result.partial else "complete"
-    create_markdown_artifact(
-        markdown=artifacts.summary_markdown(content, result.report_paths),
-        key=artifacts.SUMMARY_KEY,
-        description=f"registry-sync run {result.run_id}: {state}; what to fix in the review",
-    )
-    create_table_artifact(
-        table=artifacts.finding_rows(content),
-        key=artifacts.FINDINGS_KEY,
-        description=f"registry-sync run {result.run_id}: findings by table and row",
-    )
+    # one review: keys as ever; several: one pair per review, keyed `<key>-<review>`
+    for name, suffix, paths in reviews.artifact_parts(
+        snapshot.read_meta(result.snapshot_path), result.report_paths
+    ):
+        content = reviews.load_review_content(result.snapshot_path, name)
+        of = name if suffix else "the review"
+        create_markdown_artifact(
+            markdown=artifacts.summary_markdown(content, paths),
+            key=artifacts.SUMMARY_KEY + suffix,
+            description=f"registry-sync run {result.run_id}: {state}; what to fix in {of}",
+        )
+        create_table_artifact(
+            table=artifacts.finding_rows(content),
+            key=artifacts.FINDINGS_KEY + suffix,
+            description=f"registry-sync run {result.run_id}: findings "
+            + (f"of {name} " if suffix else "")
+            + "by table and row",
+        )
 
 
 def run_in_flow(
@@ -249,9 +256,11 @@ def run_in_flow(
     *,
     ctgov_batch_size: int | None = None,
     batches_at_once: int = 2,
+    curated: Sequence[str] = (),
 ) -> dict[str, Any]:
     """What every flow does: run the pipeline with task-wrapped steps, publish, summarize.
-    On a task runner that leaves the process, the fetch is spread (`distributed_steps`)."""
+    On a task runner that leaves the process, the fetch is spread (`distributed_steps`).
+    `curated`: the reviews' tables (several reviews in one run); empty: the settings'."""
     from pathlib import Path
 
     from prefect.context import FlowRunContext
@@ -259,6 +268,7 @@ def run_in_flow(
     from registry_sync.settings import Settings
 
     settings = Settings.from_env(**({"data_dir": Path(data_dir)} if data_dir else {}))
+    settings = settings.with_tables([Path(p) for p in curated])
     context = FlowRunContext.get()
     if leaves_the_process(context.task_runner if context is not None else None):
         steps = distributed_steps(

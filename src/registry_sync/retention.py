@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from registry_sync import payload_store, snapshot
+from registry_sync import payload_store, reviews, snapshot
 from registry_sync.errors import SnapshotError
 
 
@@ -148,6 +148,7 @@ def _companions(path: Path, reports_dir: Path | None) -> Iterator[Path]:
     """The files that live and die with a snapshot: its reports and a reject's validation."""
     if reports_dir is not None:
         yield from snapshot.report_paths(reports_dir, path).values()
+        yield from reviews.report_files(reports_dir, path)  # a run of several reviews
     yield path.with_name(f"{path.stem}.validation.json")
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from registry_sync import report, snapshot
+from registry_sync import reviews, snapshot
 from registry_sync.errors import RegistrySyncError
 
 LOCK_NAME = "registry-sync.lock"
@@ -169,7 +169,11 @@ def restore_reports(store: Path, reports_dir: Path) -> tuple[Path, ...]:
     }
     written: list[Path] = []
     for target in sorted(targets):
-        if all(p.exists() for p in snapshot.report_paths(reports_dir, target).values()):
+        wanted = [
+            *snapshot.report_paths(reports_dir, target).values(),
+            *reviews.report_files(reports_dir, target),  # a run of several reviews
+        ]
+        if all(p.exists() for p in wanted):
             continue
         try:
             written += _render_again(store, reports_dir, target)
@@ -181,7 +185,7 @@ def restore_reports(store: Path, reports_dir: Path) -> tuple[Path, ...]:
 def _render_again(store: Path, reports_dir: Path, target: Path) -> list[Path]:
     carried = snapshot.read_meta(target).get("carried_from")
     previous = store / str(carried) if carried else None
-    paths, _ = report.write_reports(
+    paths, _ = reviews.write_reports(
         target, reports_dir, None, previous if previous and previous.is_file() else None
     )
     return list(paths.values())

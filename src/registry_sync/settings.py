@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,12 +39,25 @@ class HttpSettings:
 class Settings:
     data_dir: Path = Path("data")
     curated_path: Path = Path("data/curated/review_2025_hpsc.csv")
+    # several reviews in one run (see `reviews.py`); empty = just `curated_path`
+    curated_paths: tuple[Path, ...] = ()
     base_urls: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_URLS))
     http: HttpSettings = field(default_factory=HttpSettings)
     expectations_dir: Path = Path("expectations")
     fetch_workers: int | None = None  # registries fetched at once; None = all side by side
     history: bool = False  # read ClinicalTrials.gov version history for the verdicts (slow)
     lock_wait: float = 10.0  # seconds a run waits for another run on the same data dir
+
+    @property
+    def tables(self) -> tuple[Path, ...]:
+        """The reviews' tables a run checks: `curated_paths`, else `curated_path` alone."""
+        return self.curated_paths or (self.curated_path,)
+
+    def with_tables(self, paths: Sequence[Path]) -> Settings:
+        """Settings for these tables (the first is also `curated_path`); none: unchanged."""
+        if not paths:
+            return self
+        return replace(self, curated_path=paths[0], curated_paths=tuple(paths))
 
     @property
     def snapshots_dir(self) -> Path:
@@ -77,8 +90,10 @@ class Settings:
         kwargs: dict[str, object] = {"base_urls": base_urls}
         if env.get("REGISTRY_SYNC_DATA_DIR"):
             kwargs["data_dir"] = Path(env["REGISTRY_SYNC_DATA_DIR"])
-        if env.get("REGISTRY_SYNC_CURATED"):
-            kwargs["curated_path"] = Path(env["REGISTRY_SYNC_CURATED"])
+        if env.get("REGISTRY_SYNC_CURATED"):  # several tables: separated like PATH (os.pathsep)
+            paths = tuple(Path(p) for p in env["REGISTRY_SYNC_CURATED"].split(os.pathsep) if p)
+            kwargs["curated_path"] = paths[0]
+            kwargs["curated_paths"] = paths if len(paths) > 1 else ()
         if env.get("REGISTRY_SYNC_FETCH_WORKERS"):
             kwargs["fetch_workers"] = max(1, int(env["REGISTRY_SYNC_FETCH_WORKERS"]))
         if env.get("REGISTRY_SYNC_HISTORY", "").strip().lower() in {"1", "true", "yes", "on"}:

@@ -26,7 +26,10 @@ from registry_sync.model import (
     Unmapped,
 )
 
-SCHEMA_VERSION = 4  # 4: bodies in the payload store (`payloads.body` NULL), named in _meta
+# 4: bodies in the payload store (`payloads.body` NULL), named in _meta
+# 5: several reviews per run: `curated` and `findings` carry `review` (the table's file stem),
+#    curated's key is (review, line); `_meta.reviews` lists them (see reviews.py)
+SCHEMA_VERSION = 5
 
 # Response headers worth keeping as evidence (the rest is noise or a cookie value).
 KEPT_HEADERS = (
@@ -151,6 +154,7 @@ TABLES: tuple[Table, ...] = (
     Table(
         "curated",
         {
+            "review": str,
             "line": int,
             "table": int,
             "row": int,
@@ -168,13 +172,14 @@ TABLES: tuple[Table, ...] = (
             "phases": str,
             "start_iso": str,
         },
-        pk="line",
+        pk=("review", "line"),
     ),
     Table(
         "findings",
         {
             "id": int,
             "key": str,
+            "review": str,
             "table": int,
             "line": int,
             "trial_id": str,
@@ -194,7 +199,8 @@ TABLES: tuple[Table, ...] = (
             "details": str,
         },
         pk="id",
-        foreign_keys=(("line", "curated", "line"),),
+        # a finding's row is curated (review, line): a key of two columns, which sqlite-utils
+        # cannot declare as a foreign key; browse.py's queries join on both
     ),
 )
 
@@ -219,6 +225,7 @@ def json_list(values: Iterable[Any]) -> str:
 def curated_row(row: CuratedRow) -> dict[str, Any]:
     """One line of the review's table: as printed, plus what we parsed of it."""
     return {
+        "review": row.review,
         "line": row.line,
         "table": row.table,
         "row": row.row,
@@ -352,6 +359,7 @@ def finding_row(index: int, f: Finding) -> dict[str, Any]:
     return {
         "id": index,
         "key": finding_key(f),
+        "review": f.review,
         "table": f.table,
         "line": f.line,
         "trial_id": f.trial_id,
