@@ -13,11 +13,13 @@ import requests
 from click.testing import CliRunner
 
 from helpers import BUNDLED_REPLAY, fast_settings, replay_copy, review_subset
-from registry_sync import collect, diff, incremental, snapshot
+from registry_sync import collect, diff, incremental, pipeline, snapshot
 from registry_sync.cli import main
+from registry_sync.http import Http
 from registry_sync.pipeline import RunRequest, RunResult, run_pipeline
-from registry_sync.registries import REGISTRIES
+from registry_sync.registries import REGISTRIES, ctgov
 from registry_sync.replay import ReplayServer
+from registry_sync.settings import HttpSettings
 
 SUBSET = ("NCT04363346", "NCT04331613", "NCT04631406")
 STAMP = "2026-09-04T09:00:06"  # synthetic `/version` answer, shaped as REGISTRIES.md §1 shows
@@ -213,3 +215,35 @@ def test_stored_rows_give_back_the_parsed_records(tmp_path: Path) -> None:
     assert {t: r.payload.sha256 for t, r in slim.items() if r.payload} == {
         t: r.payload.sha256 for t, r in stored.items() if r.payload
     }
+
+
+def test_a_large_set_asks_the_registry_what_changed_not_every_batch(tmp_path: Path) -> None:
+    """1,700 cited studies need 4 filtered batches by ID; the registry's changed studies fit
+    one page: the night asks for the count, that page, and the changed studies of ours, then
+    stops. SYNTHETIC: copies of a real recorded study (as bench_scale.py builds them)."""
+    source = (BUNDLED_REPLAY / "ctgov" / "recorded").glob("study_NCT03418623_*.json")
+    text = next(source).read_text(encoding="utf-8")
+    folder = tmp_path / "replay" / "ctgov" / "synthetic"
+    folder.mkdir(parents=True)
+    cited = [f"NCT9{i:07d}" for i in range(1700)]
+    for nct in cited:
+        (folder / f"{nct}.json").write_text(text.replace("NCT03418623", nct), encoding="utf-8")
+    edit = [cited[5], cited[1234]]
+    for nct in edit:
+        doc = json.loads((folder / f"{nct}.json").read_text(encoding="utf-8"))
+        doc["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-09-05"}
+        (folder / f"{nct}.json").write_text(json.dumps(doc), encoding="utf-8")
+    advanced = incremental.advanced_filter("2026-09-03")
+    http = Http(HttpSettings(min_interval={}))
+    with ReplayServer(tmp_path / "replay") as server:
+        base = server.base_urls()["ctgov"]
+        assert len(ctgov.batches(cited, base, advanced=advanced)) == 4
+        outcomes, how = pipeline.ask_changed(cited, http, base, advanced)
+        sent = [parse_qs(urlsplit(ex.url).query) for ex in http.exchanges]
+    http.close()
+    assert how == "registry-wide"
+    assert sorted(o.trial_id for o in outcomes) == edit
+    assert all(o.outcome.value == "ok" for o in outcomes)
+    assert len(sent) == 3  # the count, the one page of changed IDs, our changed studies
+    assert sent[0]["countTotal"] == ["true"] and "filter.ids" not in sent[1]
+    assert sorted(sent[2]["filter.ids"][0].split(",")) == edit

@@ -55,7 +55,7 @@ from registry_sync import (
 )
 from registry_sync.body_sink import BodySink
 from registry_sync.curated import CuratedTable, load_curated
-from registry_sync.errors import RegistryDownError, ValidationFailed
+from registry_sync.errors import FetchError, RegistryDownError, ValidationFailed
 from registry_sync.http import Http
 from registry_sync.ids import normalize_id
 from registry_sync.model import (
@@ -461,7 +461,7 @@ def fetch_unchanged(
     stamp = steps.fetch_data_timestamp(key, http, base_url)  # before the query: conservative
     sent = len(http.exchanges)
     advanced = incremental.advanced_filter(plan.since)
-    outcomes = ctgov.fetch_changed(asked, http, base_url, advanced) if asked else []
+    outcomes, how = ask_changed(asked, http, base_url, advanced) if asked else ([], "none")
     query = tuple(ex.request_id for ex in http.exchanges[sent:])
     fetched = Fetched(timestamps={key: stamp})
     changed = same = 0
@@ -514,8 +514,30 @@ def fetch_unchanged(
         reused=len(inc.reused),
         fetched_in_full=len(rest),
         filter=advanced,
+        asked_by=how,
     )
     return inc
+
+
+def ask_changed(
+    asked: Sequence[str], http: Http, base_url: str, advanced: str
+) -> tuple[list[FetchOutcome], str]:
+    """The outcomes of the studies of `asked` that changed under `advanced`, and how they were
+    asked: `by ID` (our IDs with the filter, one request per batch) or, when the registry's
+    changed studies fill fewer pages than our IDs need batches (a registry-wide tracker's
+    night), `registry-wide` (the changed NCT IDs, 1,000 a page, then ours among them in
+    full). A failure of the registry-wide way falls back to asking by ID."""
+    batches = len(ctgov.batches(asked, base_url, advanced=advanced))
+    if batches > 2:
+        try:
+            pages, _ = ctgov.changed_pages(http, base_url, advanced)
+            if pages is not None and pages + 1 < batches:
+                changed, _ = ctgov.changed_since(http, base_url, advanced)
+                mine = [t for t in asked if t in changed]
+                return (ctgov.fetch(mine, http, base_url) if mine else []), "registry-wide"
+        except FetchError:
+            pass
+    return ctgov.fetch_changed(asked, http, base_url, advanced), "by ID"
 
 
 def quarantine_records(

@@ -222,6 +222,47 @@ def _too_long(outcomes: Sequence[FetchOutcome]) -> bool:
     )
 
 
+ID_FIELD = "protocolSection.identificationModule.nctId"
+
+
+def changed_since(http: Http, base_url: str, advanced: str) -> tuple[set[str], list[Exchange]]:
+    """Every study ClinicalTrials.gov says changed under `filter.advanced`, registry-wide: the
+    NCT IDs only (`fields` the ID alone, 1,000 a page) and the pages asked. Cheaper than
+    asking our own IDs with the filter when they need more batches than the changed studies
+    fill pages (`changed_pages` tells). Raises FetchError when a page cannot be read."""
+    url = f"{base_url.rstrip('/')}/studies"
+    params = {
+        "filter.advanced": advanced,
+        "fields": ID_FIELD,
+        "pageSize": str(MAX_BATCH_SIZE),
+        "format": "json",
+    }
+    found: set[str] = set()
+    pages: list[Exchange] = []
+    for page, studies in _pages(http, url, params):
+        pages.append(page)
+        found.update(i for s in studies if (i := _nct_id(s)))
+    return found, pages
+
+
+def changed_pages(http: Http, base_url: str, advanced: str) -> tuple[int | None, Exchange | None]:
+    """How many pages of 1,000 `changed_since` would take (one small request: the
+    `totalCount` of the filter), or None when the answer gives no count."""
+    params = {
+        "filter.advanced": advanced,
+        "fields": ID_FIELD,
+        "pageSize": "1",
+        "countTotal": "true",
+        "format": "json",
+    }
+    resp = http.get(f"{base_url.rstrip('/')}/studies", params=params, registry=KEY)
+    try:
+        total = json.loads(resp.body).get("totalCount")
+    except (ValueError, AttributeError):
+        return None, resp
+    return (-(-total // MAX_BATCH_SIZE) if isinstance(total, int) else None), resp
+
+
 def fetch_changed(
     trial_ids: Sequence[str],
     http: Http,

@@ -174,13 +174,20 @@ def _ctgov_ids(store: Store, filter_ids: str | None) -> list[str]:
 
 def _in_range(body: bytes, low: str, high: str) -> bool:
     """The study's `lastUpdatePostDateStruct.date` lies in [low, high] (`MIN`/`MAX` open)."""
+    day = _last_update(body)
+    if day is None:
+        return False
+    return (low == "MIN" or day >= low) and (high == "MAX" or day <= high)
+
+
+@functools.lru_cache(maxsize=200_000)
+def _last_update(body: bytes) -> str | None:
     doc = json.loads(body)
     status = doc.get("protocolSection", {}).get("statusModule", {})
     raw = status.get("lastUpdatePostDateStruct", {}).get("date")
     if not isinstance(raw, str) or not raw:
-        return False
-    day = raw if len(raw) == 10 else f"{raw[:7]}-01"
-    return (low == "MIN" or day >= low) and (high == "MAX" or day <= high)
+        return None
+    return raw if len(raw) == 10 else f"{raw[:7]}-01"
 
 
 def _signature(query: Mapping[str, str]) -> str:
