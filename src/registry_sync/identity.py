@@ -124,6 +124,11 @@ CELL_PREFIX = re.compile(
 NOT_CODE = re.compile(r"[^0-9a-z\u3040-\u30ff\u4e00-\u9fff]+")
 WORD_BREAK = re.compile(r"[\s()\[\],;:/]+")
 WORDS = re.compile(r"[^\W_]+")
+PRODUCT_PARTS = re.compile(r"[()/]")
+PRODUCT_WORDS = re.compile(r"[-\s]+")
+INDICATION_PARTS = re.compile(r"[,;/]")
+DIGIT = re.compile(r"\d")
+LETTER = re.compile(r"[^\W\d_]")
 DASH_TABLE = {ord(d): "-" for d in DASHES}
 # Memo sizes: a run meets the same words, titles and sponsors over and over (a review repeats
 # its products; a registry its conditions and sponsors), but memory stays bounded at 100k rows.
@@ -205,8 +210,8 @@ def product_aliases(product: str) -> tuple[str, ...]:
     across `/`; a hyphenated part that is a code (letters and digits, `ASP7317` of
     `ASP7317-RPE`)."""
     text = _dashes(product)
-    parts = [p.strip() for p in re.split(r"[()/]", text) if p.strip()]
-    codes = [w for p in parts for w in re.split(r"[-\s]+", p) if _is_code(w)]
+    parts = [p.strip() for p in PRODUCT_PARTS.split(text) if p.strip()]
+    codes = [w for p in parts for w in PRODUCT_WORDS.split(p) if _is_code(w)]
     keys = [normalize_code(x) for x in (text, *parts, *codes)]
     return tuple(dict.fromkeys(k for k in keys if len(k) >= 2))
 
@@ -218,7 +223,7 @@ def nation_names(nation: str) -> tuple[str, ...]:
 
 def score_identity(row: CuratedRow, rec: RegistryRecord) -> Identity:
     """Every piece of the row against the record."""
-    texts = [t for t in (rec.brief_title, rec.official_title, *rec.interventions) if t]
+    texts = _texts(rec)
     return Identity(
         row.product,
         (
@@ -229,6 +234,11 @@ def score_identity(row: CuratedRow, rec: RegistryRecord) -> Identity:
             _nation(row.nation, rec.countries),
         ),
     )
+
+
+def _texts(rec: RegistryRecord) -> list[str]:
+    """The record's titles and interventions: where a product is named."""
+    return [t for t in (rec.brief_title, rec.official_title, *rec.interventions) if t]
 
 
 def _product(product: str, texts: Sequence[str]) -> Evidence:
@@ -247,28 +257,40 @@ def _product(product: str, texts: Sequence[str]) -> Evidence:
 
 @functools.lru_cache(maxsize=TEXT_MEMO)
 def _word_runs(texts: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
-    """Normalised runs of 1-3 consecutive words (`HS 001` -> `hs001`) -> the words as printed;
-    also each hyphen part of a word (`ASP7317` of `ASP7317-RPE`). Returned as the keys in order
-    (for rapidfuzz) and the mapping. A run's key is its words' keys joined (see
-    `normalize_code`), so each word is normalised once."""
+    """Normalised runs of 1-3 consecutive words (`HS 001` -> `hs001`) -> the words as printed
+    (the first text and run to give a key wins); also each hyphen part of a word (`ASP7317` of
+    `ASP7317-RPE`). Returned as the keys in order (for rapidfuzz) and the mapping."""
+    if len(texts) == 1:
+        runs = _text_runs(texts[0])
+    else:
+        runs = {}
+        for text in texts:
+            for key, printed in _text_runs(text).items():
+                runs.setdefault(key, printed)
+    return [k for k in runs if k], runs
+
+
+@functools.lru_cache(maxsize=WORD_MEMO)
+def _text_runs(text: str) -> dict[str, str]:
+    """`_word_runs` of one text (records share interventions and official titles). A run's key
+    is its words' keys joined (see `normalize_code`), so each word is normalised once. The
+    empty key is left in (callers skip it), so the dict can be shared read-only."""
     runs: dict[str, str] = {}
-    for text in texts:
-        spaced = SCRIPT_BOUNDARY.sub(" ", _dashes(text))  # `HSK45030分散片` -> `HSK45030 分散片`
-        words = [w for w in WORD_BREAK.split(spaced) if w]
-        codes = [normalize_code(w) for w in words]
-        count = len(words)
-        for i, word in enumerate(words):
-            runs.setdefault(codes[i], word)
-            if i + 1 < count:
-                runs.setdefault(codes[i] + codes[i + 1], f"{word} {words[i + 1]}")
-            if i + 2 < count:
-                key = codes[i] + codes[i + 1] + codes[i + 2]
-                runs.setdefault(key, f"{word} {words[i + 1]} {words[i + 2]}")
-            if "-" in word:
-                for part in word.split("-"):
-                    runs.setdefault(normalize_code(part), part)
-    runs.pop("", None)
-    return list(runs), runs
+    spaced = SCRIPT_BOUNDARY.sub(" ", _dashes(text))  # `HSK45030分散片` -> `HSK45030 分散片`
+    words = [w for w in WORD_BREAK.split(spaced) if w]
+    codes = [normalize_code(w) for w in words]
+    count = len(words)
+    for i, word in enumerate(words):
+        runs.setdefault(codes[i], word)
+        if i + 1 < count:
+            runs.setdefault(codes[i] + codes[i + 1], f"{word} {words[i + 1]}")
+        if i + 2 < count:
+            key = codes[i] + codes[i + 1] + codes[i + 2]
+            runs.setdefault(key, f"{word} {words[i + 1]} {words[i + 2]}")
+        if "-" in word:
+            for part in word.split("-"):
+                runs.setdefault(normalize_code(part), part)
+    return runs
 
 
 def _sponsor(sponsor: str, names: Sequence[str]) -> Evidence:
@@ -288,19 +310,29 @@ def _indication(indication: str, texts: Sequence[str]) -> Evidence:
     if not texts:
         return Evidence("indication", 0, known=False)
     best = Evidence("indication", 0)
-    for part in re.split(r"[,;/]", indication):
-        words = _spelled(part, INDICATIONS)
-        if words:
-            found = _best("indication", words, texts, spell=True)
-            best = found if found.score > best.score else best
+    for words in _indication_parts(indication):
+        found = _best("indication", words, texts, spell=True)
+        best = found if found.score > best.score else best
     return best
 
 
+@functools.lru_cache(maxsize=WORD_MEMO)
+def _indication_parts(indication: str) -> tuple[str, ...]:
+    """The indication's comma/semicolon/slash parts, spelled out; empty ones left out."""
+    spelled = (_spelled(part, INDICATIONS) for part in INDICATION_PARTS.split(indication))
+    return tuple(words for words in spelled if words)
+
+
 def _cell_type(cell_type: str, texts: Sequence[str]) -> Evidence:
-    words = _spelled(CELL_PREFIX.sub("", _dashes(cell_type)), CELL_WORDS)
+    words = _cell_words(cell_type)
     if not texts or not words:
         return Evidence("cell type", 0, known=False)
     return _best("cell type", words, texts, spell=True)
+
+
+@functools.lru_cache(maxsize=WORD_MEMO)
+def _cell_words(cell_type: str) -> str:
+    return _spelled(CELL_PREFIX.sub("", _dashes(cell_type)), CELL_WORDS)
 
 
 def _nation(nation: str, countries: Sequence[str]) -> Evidence:
@@ -358,11 +390,14 @@ def _dashes(text: str) -> str:
 
 
 def _is_code(word: str) -> bool:
-    return len(word) >= 3 and bool(re.search(r"\d", word)) and bool(re.search(r"[^\W\d_]", word))
+    return len(word) >= 3 and bool(DIGIT.search(word)) and bool(LETTER.search(word))
 
 
 def product_mismatch(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
     """`product_mismatch` when the record does not look like the row's product."""
+    product = _product(row.product, _texts(rec))
+    if product.agrees or not product.known:  # named, or nothing to judge by: consistent
+        return None
     ident = score_identity(row, rec)
     if ident.consistent:
         return None
