@@ -224,14 +224,23 @@ def nation_names(nation: str) -> tuple[str, ...]:
 def score_identity(row: CuratedRow, rec: RegistryRecord) -> Identity:
     """Every piece of the row against the record."""
     texts = _texts(rec)
+    return _identity(row, rec, texts, _product(row.product, texts))
+
+
+def _identity(
+    row: CuratedRow, rec: RegistryRecord, texts: Sequence[str], product: Evidence
+) -> Identity:
+    """The row's product evidence with the rest scored; each piece memoised on its inputs (a
+    review repeats sponsors, indications and cell types; a registry its conditions)."""
+    sponsors = tuple(c for c in (rec.lead_sponsor, *rec.collaborators) if c)
     return Identity(
         row.product,
         (
-            _product(row.product, texts),
-            _sponsor(row.sponsor, [c for c in (rec.lead_sponsor, *rec.collaborators) if c]),
-            _indication(row.indication, [*rec.conditions, *texts]),
-            _cell_type(row.cell_type, texts),
-            _nation(row.nation, rec.countries),
+            product,
+            _sponsor(row.sponsor, sponsors),
+            _indication(row.indication, (*rec.conditions, *texts)),
+            _cell_type(row.cell_type, tuple(texts)),
+            _nation(row.nation, tuple(rec.countries)),
         ),
     )
 
@@ -293,18 +302,20 @@ def _text_runs(text: str) -> dict[str, str]:
     return runs
 
 
-def _sponsor(sponsor: str, names: Sequence[str]) -> Evidence:
+@functools.lru_cache(maxsize=TEXT_MEMO)
+def _sponsor(sponsor: str, names: tuple[str, ...]) -> Evidence:
     """A bilingual name counts by its Latin part; a name only in Chinese or Japanese cannot be
     compared with the review's English one (not known, rather than a mismatch)."""
-    names = [latin for n in names if (latin := _latin(n))]
-    if not names:
+    latins = [latin for n in names if (latin := _latin(n))]
+    if not latins:
         return Evidence("sponsor", 0, known=False)
-    if sponsor.strip() and sponsor_matches(sponsor, names):
-        return Evidence("sponsor", 100, next(n for n in names if sponsor_matches(sponsor, [n])))
-    return _best("sponsor", sponsor, names)
+    if sponsor.strip() and sponsor_matches(sponsor, latins):
+        return Evidence("sponsor", 100, next(n for n in latins if sponsor_matches(sponsor, [n])))
+    return _best("sponsor", sponsor, latins)
 
 
-def _indication(indication: str, texts: Sequence[str]) -> Evidence:
+@functools.lru_cache(maxsize=TEXT_MEMO)
+def _indication(indication: str, texts: tuple[str, ...]) -> Evidence:
     """Each comma/semicolon/slash part of the indication, abbreviations spelled out, against
     the conditions and titles; the best part counts."""
     if not texts:
@@ -323,7 +334,8 @@ def _indication_parts(indication: str) -> tuple[str, ...]:
     return tuple(words for words in spelled if words)
 
 
-def _cell_type(cell_type: str, texts: Sequence[str]) -> Evidence:
+@functools.lru_cache(maxsize=TEXT_MEMO)
+def _cell_type(cell_type: str, texts: tuple[str, ...]) -> Evidence:
     words = _cell_words(cell_type)
     if not texts or not words:
         return Evidence("cell type", 0, known=False)
@@ -335,7 +347,8 @@ def _cell_words(cell_type: str) -> str:
     return _spelled(CELL_PREFIX.sub("", _dashes(cell_type)), CELL_WORDS)
 
 
-def _nation(nation: str, countries: Sequence[str]) -> Evidence:
+@functools.lru_cache(maxsize=TEXT_MEMO)
+def _nation(nation: str, countries: tuple[str, ...]) -> Evidence:
     if not countries:
         return Evidence("nation", 0, known=False)
     wanted = {n.casefold() for n in nation_names(nation)}
@@ -395,10 +408,11 @@ def _is_code(word: str) -> bool:
 
 def product_mismatch(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
     """`product_mismatch` when the record does not look like the row's product."""
-    product = _product(row.product, _texts(rec))
+    texts = _texts(rec)
+    product = _product(row.product, texts)
     if product.agrees or not product.known:  # named, or nothing to judge by: consistent
         return None
-    ident = score_identity(row, rec)
+    ident = _identity(row, rec, texts, product)
     if ident.consistent:
         return None
     title = rec.brief_title or rec.official_title or "(no title)"
