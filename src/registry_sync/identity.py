@@ -134,6 +134,7 @@ DASH_TABLE = {ord(d): "-" for d in DASHES}
 # its products; a registry its conditions and sponsors), but memory stays bounded at 100k rows.
 WORD_MEMO = 1 << 16
 TEXT_MEMO = 1 << 12
+RUNS_MEMO = 1 << 10  # a text's word runs take ~10 KB: 65,536 of them took 550 MB at 100k titles
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,7 @@ def _product(product: str, texts: Sequence[str]) -> Evidence:
     return best
 
 
-@functools.lru_cache(maxsize=TEXT_MEMO)
+@functools.lru_cache(maxsize=RUNS_MEMO)
 def _word_runs(texts: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
     """Normalised runs of 1-3 consecutive words (`HS 001` -> `hs001`) -> the words as printed
     (the first text and run to give a key wins); also each hyphen part of a word (`ASP7317` of
@@ -279,7 +280,7 @@ def _word_runs(texts: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
     return [k for k in runs if k], runs
 
 
-@functools.lru_cache(maxsize=WORD_MEMO)
+@functools.lru_cache(maxsize=RUNS_MEMO)
 def _text_runs(text: str) -> dict[str, str]:
     """`_word_runs` of one text (records share interventions and official titles). A run's key
     is its words' keys joined (see `normalize_code`), so each word is normalised once. The
