@@ -8,11 +8,15 @@ Run from the project root (see bench/README.md):
 
 Inputs are SYNTHETIC: N copies of ONE real ClinicalTrials.gov record (the fixture
 tests/fixtures/ctgov/study_NCT03418623_phase2_completed.json), each with its NCT ID rewritten to
-NCT9xxxxxxx. They live in memory, and for the fetch step in a temporary replay directory that
+NCT9xxxxxxx (with `--distinct-titles`, each record's brief title also gets its ID appended, so
+no two records share a title: the per-record cost of product identity, not a memo's hit rate).
+They live in memory, and for the fetch step in a temporary replay directory that
 is deleted afterwards; nothing is written into the project. The curated rows are built in code.
 
-Steps at each N: `ctgov.parse`; `reconcile`; `frames.records_frame`; `validate.validate_records`
-(the Great Expectations import and first call are timed once, apart); `snapshot.write_snapshot`
+Steps at each N: `ctgov.parse`; `validate_curated` (the review's gate over N curated rows, frame
+built included); `quarantine_records` (the per-record critical expectations, as `pipeline` runs
+them before reconciling); `reconcile`; `frames.records_frame`; `validate.validate_records` (the
+Great Expectations import and first call are timed once, apart); `snapshot.write_snapshot`
 into a temp dir; and, for N <= --fetch-max, `ctgov.fetch` through the real `Http` client against
 `replay.ReplayServer` on loopback, with politeness throttling off (`min_interval={}`, else the
 0.5 s per request for ctgov would dominate). The server is a thread of this process, so the fetch
@@ -34,6 +38,7 @@ import importlib
 import json
 import os
 import platform
+import re
 import resource
 import sys
 import tempfile
@@ -47,7 +52,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TypeVar
 
-from registry_sync import frames, payload_store, snapshot, validate
+from registry_sync import frames, payload_store, pipeline, snapshot, validate
 from registry_sync.curated import parse_review_phase, parse_review_start
 from registry_sync.http import Http
 from registry_sync.ids import registry_of
@@ -72,6 +77,7 @@ DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_FETCH_MAX = 10_000  # slowest step, and ~9 KB of temp files per record: skipped above
 MAX_N = 9_999_999  # NCT9 + 7 digits
 MB = 1024 * 1024
+TITLE_NEEDLE = re.compile(rb'"briefTitle": ?"[^"]*"')
 
 T = TypeVar("T")
 
@@ -175,12 +181,24 @@ def synthetic_ids(n: int) -> list[str]:
     return [f"NCT9{i:07d}" for i in range(n)]
 
 
-def synthetic_bodies(template: bytes, trial_ids: Sequence[str]) -> list[bytes]:
-    """The real document once per ID, its nctId (the only occurrence of the ID) rewritten."""
+def synthetic_bodies(
+    template: bytes, trial_ids: Sequence[str], distinct_titles: bool = False
+) -> list[bytes]:
+    """The real document once per ID, its nctId (the only occurrence of the ID) rewritten; with
+    `distinct_titles`, the ID appended to the brief title too."""
     needle = f'"{FIXTURE_ID}"'.encode()
     if template.count(needle) != 1:
         raise SystemExit(f"{FIXTURE}: expected {FIXTURE_ID} exactly once; update the benchmark")
-    return [template.replace(needle, f'"{tid}"'.encode()) for tid in trial_ids]
+    title = TITLE_NEEDLE.search(template) if distinct_titles else None
+    if distinct_titles and title is None:
+        raise SystemExit(f"{FIXTURE}: no briefTitle to make distinct; update the benchmark")
+    out = []
+    for tid in trial_ids:
+        body = template.replace(needle, f'"{tid}"'.encode())
+        if title is not None:
+            body = body.replace(title.group(0), title.group(0)[:-1] + f' {tid}"'.encode(), 1)
+        out.append(body)
+    return out
 
 
 def compact(document: bytes) -> bytes:
@@ -189,9 +207,11 @@ def compact(document: bytes) -> bytes:
     return json.dumps(study, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def synthetic_payloads(template: bytes, trial_ids: Sequence[str]) -> list[RawPayload]:
+def synthetic_payloads(
+    template: bytes, trial_ids: Sequence[str], distinct_titles: bool = False
+) -> list[RawPayload]:
     fetched_at = datetime(2026, 1, 1, tzinfo=UTC)
-    bodies = synthetic_bodies(compact(template), trial_ids)
+    bodies = synthetic_bodies(compact(template), trial_ids, distinct_titles)
     return [
         RawPayload(
             "ctgov",
@@ -289,18 +309,37 @@ def bench_size(rows: list[Row], n: int, args: argparse.Namespace) -> None:
     """Every step at one N, in pipeline order; each N starts from fresh inputs."""
     template = FIXTURE.read_bytes()
     trial_ids = synthetic_ids(n)
-    bench_in_memory(rows, template, trial_ids, args.tracemalloc)
+    bench_in_memory(rows, template, trial_ids, args.tracemalloc, args.distinct_titles)
     if n <= args.fetch_max:
         bench_fetch(rows, template, trial_ids, args.tracemalloc)
 
 
-def bench_in_memory(rows: list[Row], template: bytes, trial_ids: list[str], trace: bool) -> None:
-    """parse -> reconcile -> frame -> validate -> snapshot; all inputs are freed on return."""
+def bench_in_memory(
+    rows: list[Row], template: bytes, trial_ids: list[str], trace: bool, distinct: bool = False
+) -> None:
+    """parse -> gates -> reconcile -> frame -> validate -> snapshot; inputs are freed on return."""
     n = len(trial_ids)
-    payloads = synthetic_payloads(template, trial_ids)
+    payloads = synthetic_payloads(template, trial_ids, distinct)
     records = run_step(rows, "ctgov.parse", n, trace, lambda: [ctgov.parse(p) for p in payloads])
     states = trial_states(payloads, records)
     curated = synthetic_rows(trial_ids)
+    run_step(
+        rows,
+        "validate_curated",
+        n,
+        trace,
+        lambda: validate.validate_curated(frames.curated_frame(curated), EXPECTATIONS),
+        verdict,
+    )
+    started = datetime.now(UTC)
+    run_step(
+        rows,
+        "quarantine_records",
+        n,
+        trace,
+        lambda: pipeline.quarantine_records(states, EXPECTATIONS, started),
+        lambda out: f"{len(out[1]):,} held",
+    )
     findings = run_step(
         rows,
         "reconcile",
@@ -419,6 +458,7 @@ def print_header(args: argparse.Namespace, sizes: Sequence[int]) -> None:
     print(
         f"  input       SYNTHETIC: N copies of one real record ({FIXTURE_ID}, "
         f"{FIXTURE.relative_to(ROOT)}), NCT IDs rewritten to NCT9xxxxxxx"
+        + ("; each brief title gets its ID appended" if args.distinct_titles else "")
     )
     memory = "VmHWM, reset per step" if reset_rss_peak() else "ru_maxrss since process start"
     print(
@@ -483,6 +523,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=DEFAULT_FETCH_MAX,
         help="run the loopback fetch step only for N <= this (default 10000)",
+    )
+    parser.add_argument(
+        "--distinct-titles",
+        action="store_true",
+        help="append each record's ID to its brief title (no two records share a title)",
     )
     parser.add_argument(
         "--tracemalloc",

@@ -16,6 +16,7 @@ import pytest
 from helpers import BUNDLED_CURATED, BUNDLED_REPLAY, FIXTURES
 from registry_sync.curated import load_curated
 from registry_sync.identity import (
+    _word_runs,  # the invariant its speed rests on
     nation_names,
     normalize_code,
     product_aliases,
@@ -201,3 +202,20 @@ def test_field_findings_behind_a_wrong_id_are_notes_Eyecyte_RPE() -> None:
     )
     assert eye["sponsor_mismatch"].severity is Severity.INFO
     assert all("fix the ID first" not in f.message for f in by_line.get(hicm.line, []))
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Effect of HS‑001 (Ｈｉｇｈ dose) on AMD/GA; a Phase 1-2 Study",
+        "HSK45030分散片 in 中国 patients, ﬁrst-in-human",
+        "Cafe\u0301 au lait  \u2013  RG6501(OpRegen) [PHASE 1]",
+    ],
+)
+def test_word_runs_keys_are_the_codes_of_the_runs_as_printed(title: str) -> None:
+    """A run's key is built from its words' codes; it must equal the code of the run as printed
+    (what a fuzzy match on the whole run would compare)."""
+    keys, printed = _word_runs((title, title.upper()))
+    assert keys and "" not in keys
+    for key in keys:
+        assert key == normalize_code(printed[key])

@@ -11,6 +11,7 @@ GX is imported once per session (by the first validation); each validation costs
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -451,3 +452,22 @@ def test_exception_text_reads_both_shapes_of_exception_info() -> None:
 def test_importing_validate_does_not_import_great_expectations() -> None:
     code = "import sys, registry_sync.validate; sys.exit('great_expectations' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_records_examples_are_the_first_ten_distinct_of_many_failing_rows() -> None:
+    """Rows are named here, not by GX: 24 rows breaking key uniqueness (each key twice) give the
+    full count and the first ten distinct keys, in frame order."""
+    base = STATES[0]
+    assert base.record is not None
+    ids = [f"NCT9{i:07d}" for i in range(12)]
+    copies = tuple(
+        dataclasses.replace(
+            base, trial_id=tid, record=dataclasses.replace(base.record, trial_id=tid)
+        )
+        for tid in ids
+        for _ in range(2)
+    )
+    report = check_records(extra=copies)
+    dup = outcome(report, "expect_compound_columns_to_be_unique", "registry,trial_id")
+    assert not dup.success and dup.unexpected_count == 24
+    assert dup.examples == tuple(f"registry=ctgov trial_id={tid}" for tid in ids[:10])

@@ -167,7 +167,9 @@ def find_cross_registrations(
         state = states.get(tid)
         if row.registry is None or state is None or state.record is None:
             continue
-        found = siblings(tid, states, groups)
+        found = siblings(tid, states, groups) if tid in groups else []
+        if not found:
+            continue  # no other registration in the run: nothing to disagree with
         for field in FIELDS:
             finding = _field_finding(row, state, found, field)
             if finding is not None:

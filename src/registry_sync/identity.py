@@ -19,9 +19,10 @@ Thresholds were read off the review's own rows against their replayed records (R
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
@@ -104,6 +105,8 @@ CELL_WORDS: dict[str, str] = {
     "EPC": "endothelial progenitor cells",
     "DC": "dendritic cells",
 }
+# The tables `_best` spells abbreviations out with, by the evidence they serve.
+SPELLED: dict[str, dict[str, str]] = {"indication": INDICATIONS, "cell type": CELL_WORDS}
 # Words that say nothing about which disease or cell: left out of those comparisons, so
 # `interstitial lung disease` does not half-match `Parkinson Disease`.
 # fmt: off
@@ -118,6 +121,20 @@ SCRIPT_BOUNDARY = re.compile(f"(?<=[0-9A-Za-z])(?=[{CJK}])|(?<=[{CJK}])(?=[0-9A-
 CELL_PREFIX = re.compile(
     r"^(?:h?i?psc|hesc|cipsc|icar|i)(?=[-\s])|^(?:hi?psc|hesc|i)(?=[a-z])", re.I
 )
+NOT_CODE = re.compile(r"[^0-9a-z\u3040-\u30ff\u4e00-\u9fff]+")
+WORD_BREAK = re.compile(r"[\s()\[\],;:/]+")
+WORDS = re.compile(r"[^\W_]+")
+PRODUCT_PARTS = re.compile(r"[()/]")
+PRODUCT_WORDS = re.compile(r"[-\s]+")
+INDICATION_PARTS = re.compile(r"[,;/]")
+DIGIT = re.compile(r"\d")
+LETTER = re.compile(r"[^\W\d_]")
+DASH_TABLE = {ord(d): "-" for d in DASHES}
+# Memo sizes: a run meets the same words, titles and sponsors over and over (a review repeats
+# its products; a registry its conditions and sponsors), but memory stays bounded at 100k rows.
+WORD_MEMO = 1 << 16
+TEXT_MEMO = 1 << 12
+RUNS_MEMO = 1 << 10  # a text's word runs take ~10 KB: 65,536 of them took 550 MB at 100k titles
 
 
 @dataclass(frozen=True)
@@ -178,19 +195,24 @@ class Identity:
         return f"{self.product} ({'; '.join([how, *rest])})"
 
 
+@functools.lru_cache(maxsize=WORD_MEMO)
 def normalize_code(text: str) -> str:
-    """`HS-001`, `HS 001`, `hs‑001` (U+2011) -> `hs001`: case, width, dashes and spaces gone."""
+    """`HS-001`, `HS 001`, `hs‑001` (U+2011) -> `hs001`: case, width, dashes and spaces gone.
+
+    Character by character (NFKC does not compose across a space), so the code of `HS 001` is
+    the code of `HS` followed by the code of `001`: `_word_runs` builds runs that way."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    return re.sub(r"[^0-9a-z\u3040-\u30ff\u4e00-\u9fff]+", "", text)
+    return NOT_CODE.sub("", text)
 
 
+@functools.lru_cache(maxsize=WORD_MEMO)
 def product_aliases(product: str) -> tuple[str, ...]:
     """Normalised names a record may use: the whole; each part in or around parentheses or
     across `/`; a hyphenated part that is a code (letters and digits, `ASP7317` of
     `ASP7317-RPE`)."""
     text = _dashes(product)
-    parts = [p.strip() for p in re.split(r"[()/]", text) if p.strip()]
-    codes = [w for p in parts for w in re.split(r"[-\s]+", p) if _is_code(w)]
+    parts = [p.strip() for p in PRODUCT_PARTS.split(text) if p.strip()]
+    codes = [w for p in parts for w in PRODUCT_WORDS.split(p) if _is_code(w)]
     keys = [normalize_code(x) for x in (text, *parts, *codes)]
     return tuple(dict.fromkeys(k for k in keys if len(k) >= 2))
 
@@ -202,80 +224,132 @@ def nation_names(nation: str) -> tuple[str, ...]:
 
 def score_identity(row: CuratedRow, rec: RegistryRecord) -> Identity:
     """Every piece of the row against the record."""
-    texts = [t for t in (rec.brief_title, rec.official_title, *rec.interventions) if t]
+    texts = _texts(rec)
+    return _identity(row, rec, texts, _product(row.product, texts))
+
+
+def _identity(
+    row: CuratedRow, rec: RegistryRecord, texts: Sequence[str], product: Evidence
+) -> Identity:
+    """The row's product evidence with the rest scored; each piece memoised on its inputs (a
+    review repeats sponsors, indications and cell types; a registry its conditions)."""
+    sponsors = tuple(c for c in (rec.lead_sponsor, *rec.collaborators) if c)
     return Identity(
         row.product,
         (
-            _product(row.product, texts),
-            _sponsor(row.sponsor, [c for c in (rec.lead_sponsor, *rec.collaborators) if c]),
-            _indication(row.indication, [*rec.conditions, *texts]),
-            _cell_type(row.cell_type, texts),
-            _nation(row.nation, rec.countries),
+            product,
+            _sponsor(row.sponsor, sponsors),
+            _indication(row.indication, (*rec.conditions, *texts)),
+            _cell_type(row.cell_type, tuple(texts)),
+            _nation(row.nation, tuple(rec.countries)),
         ),
     )
 
 
+def _texts(rec: RegistryRecord) -> list[str]:
+    """The record's titles and interventions: where a product is named."""
+    return [t for t in (rec.brief_title, rec.official_title, *rec.interventions) if t]
+
+
 def _product(product: str, texts: Sequence[str]) -> Evidence:
-    runs = _word_runs(texts)
+    keys, printed = _word_runs(tuple(texts))
     best = Evidence("product", 0, known=bool(texts))
     for alias in product_aliases(product):
-        hit = process.extractOne(alias, list(runs), scorer=fuzz.ratio)
+        if alias in printed:  # a run is the alias itself: ratio 100, the search would find it
+            hit: tuple[str, float] | None = (alias, 100.0)
+        else:
+            found = process.extractOne(alias, keys, scorer=fuzz.ratio)
+            hit = (found[0], found[1]) if found is not None else None
         if hit is not None and round(hit[1]) > best.score:
-            best = Evidence("product", round(hit[1]), runs[hit[0]])
+            best = Evidence("product", round(hit[1]), printed[hit[0]])
     return best
 
 
-def _word_runs(texts: Iterable[str]) -> dict[str, str]:
-    """Normalised runs of 1-3 consecutive words (`HS 001` -> `hs001`) -> the words as printed;
-    also each hyphen part of a word (`ASP7317` of `ASP7317-RPE`)."""
+@functools.lru_cache(maxsize=RUNS_MEMO)
+def _word_runs(texts: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """Normalised runs of 1-3 consecutive words (`HS 001` -> `hs001`) -> the words as printed
+    (the first text and run to give a key wins); also each hyphen part of a word (`ASP7317` of
+    `ASP7317-RPE`). Returned as the keys in order (for rapidfuzz) and the mapping."""
+    if len(texts) == 1:
+        runs = _text_runs(texts[0])
+    else:
+        runs = {}
+        for text in texts:
+            for key, printed in _text_runs(text).items():
+                runs.setdefault(key, printed)
+    return [k for k in runs if k], runs
+
+
+@functools.lru_cache(maxsize=RUNS_MEMO)
+def _text_runs(text: str) -> dict[str, str]:
+    """`_word_runs` of one text (records share interventions and official titles). A run's key
+    is its words' keys joined (see `normalize_code`), so each word is normalised once. The
+    empty key is left in (callers skip it), so the dict can be shared read-only."""
     runs: dict[str, str] = {}
-    for text in texts:
-        spaced = SCRIPT_BOUNDARY.sub(" ", _dashes(text))  # `HSK45030分散片` -> `HSK45030 分散片`
-        words = [w for w in re.split(r"[\s()\[\],;:/]+", spaced) if w]
-        for i in range(len(words)):
-            for n in (1, 2, 3):
-                if i + n <= len(words):
-                    printed = " ".join(words[i : i + n])
-                    runs.setdefault(normalize_code(printed), printed)
-            for part in words[i].split("-"):
+    spaced = SCRIPT_BOUNDARY.sub(" ", _dashes(text))  # `HSK45030分散片` -> `HSK45030 分散片`
+    words = [w for w in WORD_BREAK.split(spaced) if w]
+    codes = [normalize_code(w) for w in words]
+    count = len(words)
+    for i, word in enumerate(words):
+        runs.setdefault(codes[i], word)
+        if i + 1 < count:
+            runs.setdefault(codes[i] + codes[i + 1], f"{word} {words[i + 1]}")
+        if i + 2 < count:
+            key = codes[i] + codes[i + 1] + codes[i + 2]
+            runs.setdefault(key, f"{word} {words[i + 1]} {words[i + 2]}")
+        if "-" in word:
+            for part in word.split("-"):
                 runs.setdefault(normalize_code(part), part)
-    runs.pop("", None)
     return runs
 
 
-def _sponsor(sponsor: str, names: Sequence[str]) -> Evidence:
+@functools.lru_cache(maxsize=TEXT_MEMO)
+def _sponsor(sponsor: str, names: tuple[str, ...]) -> Evidence:
     """A bilingual name counts by its Latin part; a name only in Chinese or Japanese cannot be
     compared with the review's English one (not known, rather than a mismatch)."""
-    names = [latin for n in names if (latin := _latin(n))]
-    if not names:
+    latins = [latin for n in names if (latin := _latin(n))]
+    if not latins:
         return Evidence("sponsor", 0, known=False)
-    if sponsor.strip() and sponsor_matches(sponsor, names):
-        return Evidence("sponsor", 100, next(n for n in names if sponsor_matches(sponsor, [n])))
-    return _best("sponsor", sponsor, names)
+    if sponsor.strip() and sponsor_matches(sponsor, latins):
+        return Evidence("sponsor", 100, next(n for n in latins if sponsor_matches(sponsor, [n])))
+    return _best("sponsor", sponsor, latins)
 
 
-def _indication(indication: str, texts: Sequence[str]) -> Evidence:
+@functools.lru_cache(maxsize=TEXT_MEMO)
+def _indication(indication: str, texts: tuple[str, ...]) -> Evidence:
     """Each comma/semicolon/slash part of the indication, abbreviations spelled out, against
     the conditions and titles; the best part counts."""
     if not texts:
         return Evidence("indication", 0, known=False)
     best = Evidence("indication", 0)
-    for part in re.split(r"[,;/]", indication):
-        words = _spelled(part, INDICATIONS)
-        if words:
-            found = _best("indication", words, texts, INDICATIONS)
-            best = found if found.score > best.score else best
+    for words in _indication_parts(indication):
+        found = _best("indication", words, texts, spell=True)
+        best = found if found.score > best.score else best
     return best
 
 
-def _cell_type(cell_type: str, texts: Sequence[str]) -> Evidence:
-    words = _spelled(CELL_PREFIX.sub("", _dashes(cell_type)), CELL_WORDS)
+@functools.lru_cache(maxsize=WORD_MEMO)
+def _indication_parts(indication: str) -> tuple[str, ...]:
+    """The indication's comma/semicolon/slash parts, spelled out; empty ones left out."""
+    spelled = (_spelled(part, INDICATIONS) for part in INDICATION_PARTS.split(indication))
+    return tuple(words for words in spelled if words)
+
+
+@functools.lru_cache(maxsize=TEXT_MEMO)
+def _cell_type(cell_type: str, texts: tuple[str, ...]) -> Evidence:
+    words = _cell_words(cell_type)
     if not texts or not words:
         return Evidence("cell type", 0, known=False)
-    return _best("cell type", words, texts, CELL_WORDS)
+    return _best("cell type", words, texts, spell=True)
 
 
-def _nation(nation: str, countries: Sequence[str]) -> Evidence:
+@functools.lru_cache(maxsize=WORD_MEMO)
+def _cell_words(cell_type: str) -> str:
+    return _spelled(CELL_PREFIX.sub("", _dashes(cell_type)), CELL_WORDS)
+
+
+@functools.lru_cache(maxsize=TEXT_MEMO)
+def _nation(nation: str, countries: tuple[str, ...]) -> Evidence:
     if not countries:
         return Evidence("nation", 0, known=False)
     wanted = {n.casefold() for n in nation_names(nation)}
@@ -283,30 +357,39 @@ def _nation(nation: str, countries: Sequence[str]) -> Evidence:
     return Evidence("nation", 100, hit) if hit else Evidence("nation", 0, ", ".join(countries))
 
 
-def _best(
-    what: str, query: str, choices: Sequence[str], table: dict[str, str] | None = None
-) -> Evidence:
+def _best(what: str, query: str, choices: Sequence[str], spell: bool = False) -> Evidence:
     """The choice whose words best contain the query's (fuzz.token_set_ratio: 100 when every
-    query word is in it), abbreviations spelled out on both sides."""
-    drop = GENERIC_WORDS if table else frozenset()
-    spelled = [_plain(_spelled(c, table) if table else c, drop) for c in choices]
-    hit = process.extractOne(_plain(query, drop), spelled, scorer=fuzz.token_set_ratio)
+    query word is in it); with `spell`, abbreviations spelled out on both sides (`SPELLED`)."""
+    table = what if spell else ""
+    spelled = [_comparable(c, table) for c in choices]
+    query = _plain(query, GENERIC_WORDS if spell else frozenset())
+    hit = process.extractOne(query, spelled, scorer=fuzz.token_set_ratio)
     if hit is None:
         return Evidence(what, 0)
     return Evidence(what, round(hit[1]), choices[hit[2]])
 
 
+@functools.lru_cache(maxsize=WORD_MEMO)
+def _comparable(text: str, table: str) -> str:
+    """`text` as `_best` compares it: with the abbreviations of `SPELLED[table]` spelled out and
+    generic words dropped when `table` is given, else plain words only."""
+    if not table:
+        return _plain(text)
+    return _plain(_spelled(text, SPELLED[table]), GENERIC_WORDS)
+
+
 def _spelled(text: str, table: dict[str, str]) -> str:
     """Words of `text` with the table's abbreviations spelled out (`r/r AML` -> `... acute
     myeloid leukemia`); `aGvHD` is looked up in upper case."""
-    words = re.findall(r"[^\W_]+", _dashes(text))
+    words = WORDS.findall(_dashes(text))
     return " ".join(table.get(w.upper(), w) for w in words)
 
 
+@functools.lru_cache(maxsize=WORD_MEMO)
 def _plain(text: str, drop: frozenset[str] = frozenset()) -> str:
     """Lower case words only, less `drop`: `Parkinson's Disease` -> `parkinson s disease`."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(w for w in re.findall(r"[^\W_]+", text) if w not in drop)
+    return " ".join(w for w in WORDS.findall(text) if w not in drop)
 
 
 def _latin(name: str) -> str:
@@ -315,16 +398,22 @@ def _latin(name: str) -> str:
 
 
 def _dashes(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).translate({ord(d): "-" for d in DASHES})
+    if text.isascii():  # NFKC and the dash table leave ASCII as it is
+        return text
+    return unicodedata.normalize("NFKC", text).translate(DASH_TABLE)
 
 
 def _is_code(word: str) -> bool:
-    return len(word) >= 3 and bool(re.search(r"\d", word)) and bool(re.search(r"[^\W\d_]", word))
+    return len(word) >= 3 and bool(DIGIT.search(word)) and bool(LETTER.search(word))
 
 
 def product_mismatch(row: CuratedRow, rec: RegistryRecord) -> Finding | None:
     """`product_mismatch` when the record does not look like the row's product."""
-    ident = score_identity(row, rec)
+    texts = _texts(rec)
+    product = _product(row.product, texts)
+    if product.agrees or not product.known:  # named, or nothing to judge by: consistent
+        return None
+    ident = _identity(row, rec, texts, product)
     if ident.consistent:
         return None
     title = rec.brief_title or rec.official_title or "(no title)"

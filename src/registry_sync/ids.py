@@ -27,7 +27,9 @@ _PREFIXES: tuple[tuple[str, str], ...] = tuple(
 )
 
 
-@functools.lru_cache(maxsize=65_536)  # a table repeats its IDs; check calls this ~6 times a row
+# A table repeats its IDs and a run calls this ~6 times a row, pass after pass: the memo must
+# hold every ID of a run (an LRU smaller than the run misses every time on a cyclic pass).
+@functools.lru_cache(maxsize=1 << 20)
 def normalize_id(raw: str) -> str:
     """Canonical spelling: NFKC (full-width digits), no spaces or zero-width marks,
     the registry's own letter case."""

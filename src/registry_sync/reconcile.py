@@ -277,7 +277,9 @@ def find_split_indications(
     return out
 
 
-@functools.lru_cache(maxsize=65_536)  # a table repeats its products
+# A table repeats its products, and the passes over the rows call this 4 times a row: the
+# memo holds every product of a run (an LRU smaller than the run misses on every pass).
+@functools.lru_cache(maxsize=1 << 20)
 def product_key(product: str) -> str:
     """A product name compared loosely: `MA09‑hRPE` (a non-breaking hyphen) = `MA09-hRPE`."""
     text = unicodedata.normalize("NFKC", product).casefold()

@@ -6,6 +6,7 @@ Moved out of `reconcile` (which re-exports `sponsor_matches`) so `identity` can 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -59,9 +60,7 @@ SPONSOR_STOPWORDS = frozenset(
 def sponsor_matches(review: str, candidates: Sequence[str]) -> bool:
     """Loose match: word subset either way, or the review's word is the candidate's acronym;
     a name in SPONSOR_RENAMES also matches its other owners' names."""
-    parts = [p for p in re.split(r"[/&;]|\band\b", review) if p.strip()] or [review]
-    parts += [n for p in parts for n in SPONSOR_RENAMES.get(" ".join(p.casefold().split()), ())]
-    for part in parts:
+    for part in _parts(review):
         words = _words(part)
         if not words:
             continue
@@ -76,12 +75,23 @@ def sponsor_matches(review: str, candidates: Sequence[str]) -> bool:
     return False
 
 
+# Memos: a run meets the same sponsors over and over; bounded, so 100k distinct names fit.
+@functools.lru_cache(maxsize=1 << 16)
+def _parts(review: str) -> tuple[str, ...]:
+    """The review's name split at `/`, `&`, `;` and `and`, with each part's other owners."""
+    parts = [p for p in re.split(r"[/&;]|\band\b", review) if p.strip()] or [review]
+    parts += [n for p in parts for n in SPONSOR_RENAMES.get(" ".join(p.casefold().split()), ())]
+    return tuple(parts)
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def _words(text: str) -> frozenset[str]:
     text = unicodedata.normalize("NFKC", text).casefold().replace("‑", "-")
     tokens = re.findall(r"[\w]+", text.replace("-", ""))
     return frozenset(t for t in tokens if t not in SPONSOR_STOPWORDS)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _acronym(text: str) -> str:
     tokens = re.findall(r"[\w]+", unicodedata.normalize("NFKC", text).casefold())
     return "".join(t[0] for t in tokens if t not in SPONSOR_STOPWORDS)

@@ -95,16 +95,15 @@ def known_ids(
 def find_suspects(rows: Sequence[CuratedRow], states: Mapping[str, TrialState]) -> list[Finding]:
     """One `id_suspect` per row whose printed ID is malformed, or well-formed but not found
     and near a known ID."""
+    suspects = [row for row in rows if _suspect(row, states)]
+    if not suspects:
+        return []  # the universe of known IDs is built only when there is something to correct
     known = known_ids(rows, states)
     ranked: dict[str, list[Candidate]] = {}  # once per ID, however often the table repeats it
     advised: dict[str, list[str]] = {}
     out = []
-    for row in rows:
+    for row in suspects:
         tid = normalize_id(row.trial_id)
-        state = states.get(tid)
-        not_found = state is not None and state.outcome is Outcome.NOT_FOUND and not state.record
-        if row.registry is not None and not not_found:
-            continue
         if tid not in ranked:
             ranked[tid] = rank_candidates(tid, known)
         candidates = ranked[tid]
@@ -115,6 +114,14 @@ def find_suspects(rows: Sequence[CuratedRow], states: Mapping[str, TrialState]) 
             continue  # well-formed, not found, near nothing known: `not_found` says it all
         out.append(_suspect_finding(row, tid, candidates, advice))
     return out
+
+
+def _suspect(row: CuratedRow, states: Mapping[str, TrialState]) -> bool:
+    """Malformed, or well-formed and the registry said it does not know it."""
+    if row.registry is None:
+        return True
+    state = states.get(normalize_id(row.trial_id))
+    return state is not None and state.outcome is Outcome.NOT_FOUND and not state.record
 
 
 def rank_candidates(trial_id: str, known: Mapping[str, Sequence[Known]]) -> list[Candidate]:
