@@ -128,7 +128,7 @@ def night(review: Path, data: Path, port: int, label: str, store_before: int) ->
         f"  {label:<26} {wall:7.1f} s  {rss:7.0f} MB RSS  {meta.get('requests_sent', '?'):>4} "
         f"requests  longest URL {longest:,} B  snapshot {snap.stat().st_size / MB:7.1f} MB  "
         f"store +{(store_now - store_before) / MB:.1f} MB  exit {proc.returncode}  "
-        f"{inc.get('mode', '-')}"
+        f"{inc.get('mode', '-')} {inc.get('asked_by', '')}".rstrip()
     )
     return store_now
 

@@ -247,3 +247,32 @@ def test_a_large_set_asks_the_registry_what_changed_not_every_batch(tmp_path: Pa
     assert len(sent) == 3  # the count, the one page of changed IDs, our changed studies
     assert sent[0]["countTotal"] == ["true"] and "filter.ids" not in sent[1]
     assert sorted(sent[2]["filter.ids"][0].split(",")) == edit
+
+
+@pytest.mark.parametrize("has_results", [True, False, None])
+def test_a_record_survives_the_text_columns_of_a_snapshot(has_results: bool | None) -> None:
+    """SQLite keeps a boolean in a TEXT column as '1'/'0': read back, it is the same record,
+    hashing to the same content_hash (else every such study would be fetched in full)."""
+    from registry_sync.model import PartialDate, RegistryRecord
+    from registry_sync.snapshot_schema import TABLES, normalized_record
+
+    rec = RegistryRecord(
+        "ctgov",
+        "NCT90000001",
+        status="COMPLETED",
+        phases=("PHASE2",),
+        start=PartialDate(2006, 11),
+        enrollment=12,
+        has_results=has_results,
+        countries=("France",),
+    )
+    conn = sqlite3.connect(":memory:")
+    values = normalized_record(rec)
+    (table,) = [t for t in TABLES if t.name == "records"]  # the snapshot's own column types
+    kinds = {str: "TEXT", int: "INTEGER", bytes: "BLOB"}
+    conn.execute(f"create table t ({', '.join(f'{k} {kinds[table.columns[k]]}' for k in values)})")
+    conn.execute(f"insert into t values ({', '.join('?' * len(values))})", list(values.values()))
+    conn.row_factory = sqlite3.Row
+    row = dict(conn.execute("select * from t").fetchone())
+    row["content_hash"] = incremental.record_hash(rec)
+    assert incremental.stored_record(row) == rec

@@ -270,8 +270,8 @@ def record_from_row(row: Mapping[str, Any]) -> RegistryRecord:
             continue
         if f.name == "unmapped":
             value = tuple(Unmapped(a, b) for a, b in json.loads(value))
-        elif f.name == "has_results":
-            value = bool(value)
+        elif f.name == "has_results":  # a TEXT column: SQLite keeps True as '1'
+            value = str(value).lower() in {"1", "true"}
         elif f.type in _DATE_TYPES:
             value = PartialDate.from_iso(str(value))
         elif f.type in _TUPLE_TYPES:
