@@ -67,15 +67,54 @@ def load_rows(path: Path) -> SnapshotRows:
         run_id = json.loads(
             conn.execute("select value from _meta where key = 'run_id'").fetchone()["value"]
         )
-        records = {r["trial_id"]: r for r in conn.execute("select * from records")}
+        # only what `diff_snapshots` compares and `render_diff_*` prints: a 100,000-trial
+        # snapshot's every column was ~1 GB of rows held beside the new one's
+        watched = ", ".join(WATCHED)
+        records = {
+            r["trial_id"]: dict(r) for r in conn.execute(f"select trial_id, {watched} from records")
+        }
         outcomes = {
             r["trial_id"]: r["outcome"]
             for r in conn.execute("select trial_id, outcome from outcomes")
         }
-        findings = {r["key"]: r for r in conn.execute("select * from findings")}
+        present = _columns(conn, "findings")
+        wanted = ", ".join(f'"{c}"' for c in _FINDING_COLUMNS if c in present)
+        findings = {r["key"]: _finding(r) for r in conn.execute(f"select {wanted} from findings")}
     finally:
         conn.close()
     return SnapshotRows(str(run_id), records, outcomes, findings)
+
+
+# the columns of a finding `diff` reads or prints (`details` only to tell a reopened one)
+_FINDING_COLUMNS = (
+    "key",
+    "review",
+    "table",
+    "line",
+    "trial_id",
+    "field",
+    "kind",
+    "severity",
+    "review_value",
+    "registry_value",
+    "evidence_url",
+    "message",
+    "verdict",
+    "accepted_reason",
+    "accepted_on",
+    "details",
+)
+
+
+def _columns(conn: Any, table: str) -> set[str]:
+    return {r["name"] for r in conn.execute(f"pragma table_info({table})")}
+
+
+def _finding(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    if "reopened_on" not in (out.get("details") or ""):
+        out["details"] = None  # all `diff` asks of it is whether it says reopened
+    return out
 
 
 def diff_snapshots(old: SnapshotRows, new: SnapshotRows) -> Diff:

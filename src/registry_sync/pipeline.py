@@ -373,7 +373,10 @@ def _run(
         validation=validation,
         exchanges=list(fetched.exchanges.values()),
         endpoints={k: endpoints.kind(k) for k in keys},
-        carried_requests=[c.request for c in [*carried, *inc.reused] if c.request is not None],
+        carried_requests=[
+            *(c.request for c in carried if c.request is not None),
+            *inc.reused_requests.values(),
+        ],
     )
     rendered: dict[str, Any] = {}
 
@@ -418,7 +421,9 @@ class Incremental:
 
     to_fetch: dict[str, list[str]]
     fetched: Fetched = field(default_factory=Fetched)
-    reused: list[snapshot.StoredRecord] = field(default_factory=list)
+    reused: int = 0  # records reused as stored
+    # the request rows those records came in, once each (a batch answered hundreds of them)
+    reused_requests: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -496,7 +501,9 @@ def fetch_unchanged(
             evidence=query,
         )
         fetched.payloads.append(payload)
-        inc.reused.append(old_rec)
+        inc.reused += 1
+        if old_rec.request is not None:
+            inc.reused_requests.setdefault(old_rec.request["request_id"], old_rec.request)
     fetched.seconds["ctgov:incremental"] = round(time.monotonic() - started, 3)
     rest = [t for t in ids if t not in fetched.states]
     inc.to_fetch = {k: v for k, v in inc.to_fetch.items() if k != key or rest}
@@ -510,8 +517,8 @@ def fetch_unchanged(
         asked=len(asked),
         returned=len(outcomes),
         changed=changed,
-        unchanged=same + len(inc.reused),
-        reused=len(inc.reused),
+        unchanged=same + inc.reused,
+        reused=inc.reused,
         fetched_in_full=len(rest),
         filter=advanced,
         asked_by=how,
@@ -783,18 +790,17 @@ ProgressHook = Callable[[str, int, int], None]  # (job name, trials done, trials
 JOBS_AT_ONCE = 2  # shares of one registry in flight at a time (bounded memory)
 
 
-def split_jobs(jobs: Sequence[Job]) -> list[Job]:
-    """Each job cut into shares of its adapter's `ids_per_job` (ClinicalTrials.gov: 2,000 IDs,
-    a few batch requests): each share is parsed and its bodies stored before more are held."""
+def split_jobs(jobs: Sequence[Job], base_url: Callable[[str], str]) -> list[Job]:
+    """Each job cut into its adapter's `shares` (ClinicalTrials.gov: four full batches, about
+    2,200 IDs): each share is parsed and its bodies stored before more are held."""
     out: list[Job] = []
     for job in jobs:
         adapter = REGISTRIES.get(job.key)
-        size = adapter.ids_per_job if adapter is not None else None
-        if not size or len(job.ids) <= size:
+        cut = adapter.shares if adapter is not None else None
+        parts = cut(job.ids, base_url(job.key)) if cut is not None else [list(job.ids)]
+        out.extend(replace(job, ids=tuple(ids), part=n) for n, ids in enumerate(parts) if ids)
+        if not parts or not any(parts):
             out.append(job)
-            continue
-        for part, start in enumerate(range(0, len(job.ids), size)):
-            out.append(replace(job, ids=job.ids[start : start + size], part=part))
     return out
 
 
@@ -914,7 +920,7 @@ def fetch_jobs(
     if not jobs:
         return fetched
     sink = sink or BodySink(None)
-    shares = split_jobs(jobs)
+    shares = split_jobs(jobs, endpoints.settings.base_url)
     progress = _Progress(on_progress, shares) if on_progress is not None else None
     if progress is not None:
         progress.start()

@@ -43,9 +43,10 @@ class Registry:
     requests_for: RequestsForFn = one_per_trial  # requests needed for n trials
     # redact(body) -> the body without personal data (contacts, investigators), kept instead
     redact: Callable[[bytes], bytes] | None = None
-    # a run hands this many IDs to one `fetch` call at a time (None: all of them), and parses
-    # and stores each call's answers before the next: memory stays bounded at any table size
-    ids_per_job: int | None = None
+    # shares(ids, base_url) -> the IDs cut into the shares a run hands to one `fetch` call at a
+    # time (None: all at once), parsing and storing each share's answers before holding more:
+    # memory stays bounded at any table size
+    shares: Callable[[Sequence[str], str], list[list[str]]] | None = None
 
     @property
     def info(self) -> RegistryInfo:

@@ -208,6 +208,19 @@ def fetch_fitting(
     ]
 
 
+BATCHES_PER_SHARE = 4
+
+
+def shares(trial_ids: Sequence[str], base_url: str) -> list[list[str]]:
+    """The IDs in shares of `BATCHES_PER_SHARE` full batches (about 2,200 IDs at the default
+    URL budget): each share is fetched, parsed and stored before a run holds more (pure)."""
+    cut = batches(trial_ids, base_url)
+    return [
+        [t for batch in cut[i : i + BATCHES_PER_SHARE] for t in batch]
+        for i in range(0, len(cut), BATCHES_PER_SHARE)
+    ]
+
+
 def requests_for(n: int) -> int:
     """Batch requests for `n` IDs at the default base URL and URL budget (pure)."""
     return len(batches(["NCT00000000"] * n, REGISTRY_TABLE[KEY].default_base_url))
@@ -633,5 +646,5 @@ REGISTRY = Registry(
     detect_block=detect_block,
     requests_for=lambda n: requests_for(n) + 1,  # the batches, then /version
     redact=redact,
-    ids_per_job=2 * MAX_BATCH_SIZE,
+    shares=lambda trial_ids, base_url: shares(trial_ids, base_url),
 )
