@@ -3,6 +3,7 @@ payload store before the next share is asked for: a run never holds every body a
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,5 +63,5 @@ def test_each_share_is_stored_before_the_next_is_fetched(
     assert len(stored_at_start) == 4
     # nothing stored before the first share; then each share's page and its studies
     assert stored_at_start[0] == 0
-    assert all(b > a for a, b in zip(stored_at_start, stored_at_start[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(stored_at_start))
     assert stored_at_start[-1] >= 1800 * 3 // 4  # three shares' extracts already on disk
