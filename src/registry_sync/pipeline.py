@@ -378,9 +378,15 @@ def _run(
             *inc.reused_requests.values(),
         ],
     )
+    inc_meta = inc.meta
+    # The snapshot data holds what the run found; the frame lets go of it, so that once the
+    # file is built `render_reports` can free it before the reports read the file back (a
+    # 100,000-trial run would otherwise hold both at once).
+    del states, findings, rows, fetched, carried, copies, judged, loaded, planned, inc, held
     rendered: dict[str, Any] = {}
 
     def render_reports(tmp: Path) -> None:
+        _release(data)
         final = tmp.with_name(f"{data.run_id}{snapshot.SUFFIX}")
         rendered["paths"], rendered["md"], rendered["reviews"] = reviews.write_review_reports(
             tmp, settings.reports_dir, final, previous
@@ -407,12 +413,20 @@ def _run(
         timing=timing,
         decisions=decided_meta,
         notices=tuple(report.notice_lines({**meta, "accepted": records_report.success})),
-        incremental=inc.meta,
+        incremental=inc_meta,
         reviews=tuple(
             {**line, "report": str(rendered["paths"][f"md:{line['name']}"])}
             for line in rendered["reviews"]
         ),
     )
+
+
+def _release(data: snapshot.SnapshotData) -> None:
+    """Empty the snapshot data's row lists once the file holds them (the `_meta`, validation
+    and run id stay, for publishing)."""
+    for rows in (data.curated, data.states, data.findings, data.payloads, data.exchanges):
+        if isinstance(rows, list):
+            rows.clear()
 
 
 @dataclass
