@@ -79,3 +79,18 @@ def test_diff_command_defaults_to_the_two_newest(tmp_path: Path) -> None:
         assert [(c["trial_id"], c["new"]) for c in doc["changes"]] == [(TRIAL, "WITHDRAWN")]
     finally:
         mp.undo()
+
+
+def test_a_light_older_side_diffs_the_same(tmp_path: Path) -> None:
+    """The report reads the older snapshot light (keys and decisions, resolved rows read whole
+    on demand): the diff is the same as with every row loaded, resolved findings included."""
+    settings = fast_settings(tmp_path)
+    replay = replay_with_status(tmp_path, None)
+    first = run_pipeline(settings, RunRequest(replay_dir=replay))
+    second = run_pipeline(settings, RunRequest(replay_dir=replay, ids=(TRIAL, "NCT06482268")))
+    new = diff.load_rows(second.snapshot_path)
+    whole = diff.diff_snapshots(diff.load_rows(first.snapshot_path), new)
+    light = diff.diff_snapshots(diff.load_rows(first.snapshot_path, light=True), new)
+    assert len(whole.resolved_findings) > 10
+    assert [dict(r) for r in light.resolved_findings] == [dict(r) for r in whole.resolved_findings]
+    assert light == whole

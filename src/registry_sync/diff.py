@@ -28,6 +28,9 @@ class SnapshotRows:
     records: Mapping[str, Mapping[str, Any]]
     outcomes: Mapping[str, str]
     findings: Mapping[str, Mapping[str, Any]]  # by key
+    # `load_rows(light=True)`: findings hold only `key` and `accepted_on`; whole rows (of the
+    # resolved ones) are read from `path` when asked for
+    path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,46 @@ class Diff:
         )
 
 
-def load_rows(path: Path) -> SnapshotRows:
+def load_rows(path: Path, *, light: bool = False) -> SnapshotRows:
+    """A snapshot's rows as `diff_snapshots` compares them. `light`: each finding as its key
+    and decision only (the older side of a 100,000-trial night: 375,000 whole rows were most
+    of the report's memory); the resolved ones are read whole when the diff needs them."""
+    if light:
+        return _light_rows(path)
+    return _load_rows(path)
+
+
+def _light_rows(path: Path) -> SnapshotRows:
+    whole = _load_rows(path, findings=False)
+    conn = snapshot.open_snapshot(path)
+    try:
+        sql = "select key, accepted_on from findings"
+        findings = {
+            r["key"]: {"key": r["key"], "accepted_on": r["accepted_on"]} for r in conn.execute(sql)
+        }
+    finally:
+        conn.close()
+    return SnapshotRows(whole.run_id, whole.records, whole.outcomes, findings, path)
+
+
+def _whole_findings(rows: SnapshotRows, keys: list[str]) -> list[Mapping[str, Any]]:
+    if rows.path is None:
+        return [rows.findings[k] for k in keys]
+    conn = snapshot.open_snapshot(rows.path)
+    try:
+        present = _columns(conn, "findings")
+        wanted = ", ".join(f'"{c}"' for c in _FINDING_COLUMNS if c in present)
+        sql = f"select {wanted} from findings where key in (select value from json_each(?))"
+        found: dict[str, Mapping[str, Any]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = json.dumps(keys[start : start + 500])
+            found.update((r["key"], _finding(r)) for r in conn.execute(sql, [chunk]))
+    finally:
+        conn.close()
+    return [found[k] for k in keys if k in found]
+
+
+def _load_rows(path: Path, *, findings: bool = True) -> SnapshotRows:
     conn = snapshot.open_snapshot(path)
     try:
         run_id = json.loads(
@@ -79,10 +121,11 @@ def load_rows(path: Path) -> SnapshotRows:
         }
         present = _columns(conn, "findings")
         wanted = ", ".join(f'"{c}"' for c in _FINDING_COLUMNS if c in present)
-        findings = {r["key"]: _finding(r) for r in conn.execute(f"select {wanted} from findings")}
+        sql = f"select {wanted} from findings"
+        rows = {r["key"]: _finding(r) for r in conn.execute(sql)} if findings else {}
     finally:
         conn.close()
-    return SnapshotRows(str(run_id), records, outcomes, findings)
+    return SnapshotRows(str(run_id), records, outcomes, rows)
 
 
 # the columns of a finding `diff` reads or prints (`details` only to tell a reopened one)
@@ -139,7 +182,7 @@ def diff_snapshots(old: SnapshotRows, new: SnapshotRows) -> Diff:
         elif prior is None:
             result.new_findings.append(row)
     result.resolved_findings.extend(
-        old.findings[k] for k in sorted(set(old.findings) - set(new.findings))
+        _whole_findings(old, sorted(set(old.findings) - set(new.findings)))
     )
     return result
 

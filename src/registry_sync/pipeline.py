@@ -469,12 +469,14 @@ def fetch_unchanged(
     inc.meta = plan.to_meta()
     if not plan.incremental or plan.since is None or previous is None:
         return inc
-    stored = {  # rows only: an unchanged record is reused as stored, its body never read
-        t: r
-        for t, r in snapshot.load_records(previous, ids, bodies=False).items()
-        if incremental.reusable(r.row, r.payload)
-    }
-    asked = [t for t in ids if t in stored]
+    # rows only (an unchanged record is reused as stored, its body never read), a chunk at a
+    # time: 100,000 whole rows at once were a gigabyte
+    hashes: dict[str, str | None] = {}
+    for chunk in _chunks(ids, REUSE_CHUNK):
+        for t, r in snapshot.load_records(previous, chunk, bodies=False).items():
+            if incremental.reusable(r.row, r.payload):
+                hashes[t] = r.row.get("content_hash")
+    asked = [t for t in ids if t in hashes]
     base_url = endpoints.settings.base_url(key)
     started = time.monotonic()
     stamp = steps.fetch_data_timestamp(key, http, base_url)  # before the query: conservative
@@ -491,18 +493,17 @@ def fetch_unchanged(
             fetched.exchanges.setdefault(ex.request_id, ex)
         if state.outcome is Outcome.OK and o.payload is not None and state.record is not None:
             fetched.payloads.append(o.payload)
-            old = stored[o.trial_id].row.get("content_hash")
+            old = hashes[o.trial_id]
             changed, same = (
                 (changed, same + 1)
                 if incremental.record_hash(state.record) == old
                 else (changed + 1, same)
             )
     confirmed = stamp or datetime.now(UTC).isoformat(timespec="seconds")
-    for tid in asked:
-        old_rec = stored[tid]
+    for tid, old_rec in _stored_in_chunks(previous, [t for t in asked if t not in fetched.states]):
         payload = old_rec.payload
         record = incremental.stored_record(old_rec.row)
-        if tid in fetched.states or payload is None or record is None:
+        if payload is None or record is None:
             continue
         fetched.states[tid] = incremental.reused_state(
             tid,
@@ -538,6 +539,23 @@ def fetch_unchanged(
         asked_by=how,
     )
     return inc
+
+
+REUSE_CHUNK = 5000  # stored records read at a time on an incremental night
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _stored_in_chunks(
+    previous: Path, ids: Sequence[str]
+) -> Iterator[tuple[str, snapshot.StoredRecord]]:
+    """The stored records of `ids`, in order, `REUSE_CHUNK` rows held at a time."""
+    for chunk in _chunks(ids, REUSE_CHUNK):
+        stored = snapshot.load_records(previous, chunk, bodies=False)
+        yield from ((t, stored[t]) for t in chunk if t in stored)
 
 
 def ask_changed(

@@ -207,7 +207,7 @@ def _write_reports(
     stem = content.path.stem
     markdown = render_markdown(content)
     if previous is not None:
-        changes = diff.diff_snapshots(diff.load_rows(previous), _rows(content))
+        changes = diff.diff_snapshots(diff.load_rows(previous, light=True), _rows(content))
         markdown = (
             markdown.rstrip()
             + "\n\n"
