@@ -78,12 +78,17 @@ def _light_rows(path: Path) -> SnapshotRows:
     conn = snapshot.open_snapshot(path)
     try:
         sql = "select key, accepted_on from findings"
+        # all `diff_snapshots` asks of an older finding is whether it was accepted
         findings = {
-            r["key"]: {"key": r["key"], "accepted_on": r["accepted_on"]} for r in conn.execute(sql)
+            r["key"]: _OPEN if r["accepted_on"] is None else {"accepted_on": r["accepted_on"]}
+            for r in conn.execute(sql)
         }
     finally:
         conn.close()
     return SnapshotRows(whole.run_id, whole.records, whole.outcomes, findings, path)
+
+
+_OPEN: Mapping[str, Any] = {"accepted_on": None}  # shared by every older finding not accepted
 
 
 def _whole_findings(rows: SnapshotRows, keys: list[str]) -> list[Mapping[str, Any]]:
@@ -112,8 +117,10 @@ def _load_rows(path: Path, *, findings: bool = True) -> SnapshotRows:
         # only what `diff_snapshots` compares and `render_diff_*` prints: a 100,000-trial
         # snapshot's every column was ~1 GB of rows held beside the new one's
         watched = ", ".join(WATCHED)
+        same: dict[Any, Any] = {}  # one object per distinct value (statuses, phases repeat)
         records = {
-            r["trial_id"]: dict(r) for r in conn.execute(f"select trial_id, {watched} from records")
+            r["trial_id"]: {k: same.setdefault(v, v) for k, v in dict(r).items()}
+            for r in conn.execute(f"select trial_id, {watched} from records")
         }
         outcomes = {
             r["trial_id"]: r["outcome"]

@@ -139,7 +139,10 @@ def load_content(path: Path, shown_as: Path | None = None) -> ReportContent:
     def rows(sql: str) -> list[dict[str, Any]]:
         cursor = conn.execute(sql)
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, r, strict=True)) for r in cursor]
+        # one object per distinct text: kinds, severities, verdicts, fields and values repeat
+        # across hundreds of thousands of findings (SQLite hands out a new str for each cell)
+        same: dict[Any, Any] = {}
+        return [dict(zip(names, [same.setdefault(v, v) for v in r], strict=True)) for r in cursor]
 
     try:
         with _gc_paused():

@@ -496,7 +496,11 @@ def load_records(
             "select p.*, coalesce(p.url, q.url) as url from payloads p left join requests q"
             " on q.request_id = p.request_id where p.sha256 in (select value from json_each(?))"
         )
-        payloads = {p["sha256"]: p for p in conn.execute(sql, [shas])}
+        urls: dict[str, str] = {}  # a batch URL (~8 KB) once, not one copy per trial
+        payloads = {
+            p["sha256"]: {**p, "url": urls.setdefault(p["url"], p["url"])}
+            for p in conn.execute(sql, [shas])
+        }
         held = _bodies(conn, path, payloads.values()) if bodies else {}
         rids = json.dumps([p["request_id"] for p in payloads.values() if p.get("request_id")])
         sql = "select * from requests where request_id in (select value from json_each(?))"
