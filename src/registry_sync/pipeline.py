@@ -71,6 +71,7 @@ from registry_sync.registries import REGISTRIES, _ticks, ctgov
 from registry_sync.registry_table import REGISTRY_TABLE, TRIAL_REGISTRIES, registry_name
 from registry_sync.review_meta import ReviewMeta, load_review_meta
 from registry_sync.settings import DEFAULT_BASE_URLS, Settings
+from registry_sync.textsource import text_conflicts
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class RunRequest:
     ids: tuple[str, ...] = ()  # trial IDs as printed or normalized; empty = all
     replay_dir: Path | None = None  # serve recorded payloads from here on loopback
     full: bool = False  # fetch everything, even when an incremental night is possible
+    text: Path | None = None  # the review's text: its claims checked against the table
 
     @property
     def mode(self) -> str:
@@ -258,6 +260,7 @@ def _run(
     # read (and checked) before anything is fetched or written; applied after reconcile
     decided = decisions.load_decisions(decisions.decisions_path(settings.curated_path))
     rows = select_rows(table.rows, request)
+    text_found = text_conflicts(rows, request.text or (review.text_path if review else None))
     planned, by_registry = plan(rows)
     keys = sorted(by_registry)
     mode, key = endpoints.mode(keys), endpoints.carry_key(keys)
@@ -289,7 +292,7 @@ def _run(
     states, carried = carry_forward(states, previous)
     findings = reconcile(rows, states, PartialDate(started.year, started.month, started.day))
     findings = sorted(
-        [*findings, *quarantine.findings(rows, held, states)],
+        [*findings, *quarantine.findings(rows, held, states), *text_found],
         key=lambda f: (f.table, f.line, f.field, f.kind),
     )
     findings, verdict_meta = judge(endpoints, steps, http, (rows, states, findings), review, key)

@@ -43,7 +43,7 @@ def text_findings(rows: Sequence[CuratedRow], extraction: Extraction) -> list[Fi
         by_id[normalize_id(row.trial_id)].append(row)
     findings = [f for claim in extraction.claims for f in _claim_findings(claim, by_id)]
     findings.extend(_truncated_ids(rows, extraction, by_id))
-    return findings
+    return sorted(findings, key=lambda f: (f.table, f.line, f.field))
 
 
 def _claim_findings(claim: Claim, by_id: dict[str, list[CuratedRow]]) -> Iterator[Finding]:

@@ -8,10 +8,14 @@ The parsing that follows (`textextract`) is pure and sees only `ReviewText`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from registry_sync.errors import RegistrySyncError
+from registry_sync.model import CuratedRow, Finding
+from registry_sync.textclaims import text_findings
+from registry_sync.textextract import Extraction, extract
 
 MAX_BYTES = 50_000_000  # a review's PDF is a few MB; its text a few hundred KB
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
@@ -90,3 +94,14 @@ def _pdf_pages(path: Path) -> tuple[str, ...]:
             f"{path}: the PDF has no text layer (a scan?); OCR it first, this tool does not"
         )
     return pages
+
+
+def extract_file(path: Path) -> Extraction:
+    """Read a review's text and extract its ID mentions and claims."""
+    review = load_review_text(path)
+    return extract(review.pages, paged=review.paged)
+
+
+def text_conflicts(rows: Sequence[CuratedRow], path: Path | None) -> list[Finding]:
+    """`text_table_conflict` findings of the review's text at `path` (none when None)."""
+    return [] if path is None else text_findings(rows, extract_file(path))
