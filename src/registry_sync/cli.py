@@ -601,6 +601,7 @@ def check(curated: Path | None, max_lines: int, text: Path | None) -> None:
     if text is None:
         meta = load_review_meta(settings.curated_path)
         text = meta.text_path if meta else None
+    conflicts = text_conflicts(table.rows, text)  # read before printing: a bad file is one line
     gate = validate.validate_curated(frames.curated_frame(table.rows), settings.expectations_dir)
     by_registry: dict[str, int] = {}
     for r in table.rows:
@@ -621,7 +622,7 @@ def check(curated: Path | None, max_lines: int, text: Path | None) -> None:
             + (f"row {rows[f.line]}" if rows.get(f.line) else f"CSV line {f.line}")
             + f", {f.trial_id}: {f.kind} ({f.severity}): {f.message}",
         )
-        for f in [*reconcile(table.rows, {}), *text_conflicts(table.rows, text)]
+        for f in [*reconcile(table.rows, {}), *conflicts]
     )
     for line in bounded_lines(lines, max_lines):
         click.echo(line)
