@@ -199,9 +199,7 @@ def test_text_table_conflicts_on_the_prose_excerpt(rows: tuple[CuratedRow, ...])
 
 
 def test_conflict_quotes_the_sentence_and_row_of_iplat1(rows: tuple[CuratedRow, ...]) -> None:
-    (f,) = [
-        f for f in text_findings(rows, extract_file(PROSE)) if f.trial_id == "jRCTa050190117"
-    ]
+    (f,) = [f for f in text_findings(rows, extract_file(PROSE)) if f.trial_id == "jRCTa050190117"]
     row = next(r for r in rows if r.trial_id == "jRCTa050190117")
     assert (f.table, f.line) == (row.table, row.line)
     assert f.extra["quote"].startswith("2019年5月, 日本京都大学iPSC研究所")
@@ -270,9 +268,9 @@ def test_unreadable_sources_name_the_file(tmp_path: Path) -> None:
         load_review_text(tmp_path / "missing.txt")
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("café NCT03841110".encode("latin-1"))
-    with pytest.raises(ReviewTextError, match="latin1.txt: not UTF-8"):
+    with pytest.raises(ReviewTextError, match=r"latin1\.txt: not UTF-8"):
         load_review_text(bad)
     fake = tmp_path / "fake.pdf"
     fake.write_bytes(b"not a pdf at all")
-    with pytest.raises(ReviewTextError, match="fake.pdf"):
+    with pytest.raises(ReviewTextError, match=r"fake\.pdf"):
         load_review_text(fake)

@@ -7,7 +7,9 @@ excerpts are real (tests/fixtures/text/SOURCES.md).
 from __future__ import annotations
 
 import csv
+import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from click.testing import CliRunner
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from helpers import BUNDLED_CURATED, EXPECTATIONS, FIXTURES
+from helpers import BUNDLED_CURATED, BUNDLED_REPLAY, EXPECTATIONS, FIXTURES
 from registry_sync.cli import main
 from registry_sync.textsource import load_review_text
 
@@ -91,12 +93,12 @@ def test_check_text_lists_the_excerpts_conflicts(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.output.splitlines() if "text_table_conflict" in ln]
     assert len(lines) == 6
-    assert any(ln.startswith("Table 2 row 3, jRCT209022038:") and "jRCT2090220384" in ln for ln in lines)
+    assert any(
+        ln.startswith("Table 2 row 3, jRCT209022038:") and "jRCT2090220384" in ln for ln in lines
+    )
 
 
-def test_check_reads_the_text_the_review_metadata_names(
-    runner: CliRunner, tmp_path: Path
-) -> None:
+def test_check_reads_the_text_the_review_metadata_names(runner: CliRunner, tmp_path: Path) -> None:
     curated = tmp_path / "review.csv"
     shutil.copy(BUNDLED_CURATED, curated)
     shutil.copy(PROSE, tmp_path / "prose.txt")
@@ -111,3 +113,20 @@ def test_check_text_missing_file_is_one_line_error(runner: CliRunner, tmp_path: 
     result = runner.invoke(main, ["check", "--text", str(tmp_path / "nope.pdf")])
     assert result.exit_code == 4
     assert result.output.strip().startswith("Error:") and "nope.pdf: no such file" in result.output
+
+
+def test_run_text_adds_the_conflict_to_the_snapshot(runner: CliRunner, tmp_path: Path) -> None:
+    args = ["run", "--replay", str(BUNDLED_REPLAY), "--ids", "NCT03119636,NCT03841110"]
+    result = runner.invoke(main, [*args, "--text", str(PROSE)])
+    assert result.exit_code == 0, result.output
+    assert "text_table_conflict 1" in result.output
+    (snap,) = (tmp_path / "data" / "snapshots").glob("2*.sqlite")
+    with sqlite3.connect(snap) as db:
+        rows = db.execute(
+            "SELECT trial_id, field, review_value, registry_value, verdict, details "
+            "FROM findings WHERE kind = 'text_table_conflict'"
+        ).fetchall()
+    ((trial_id, field, printed, said, verdict, details),) = rows
+    assert (trial_id, field, printed, said) == ("NCT03119636", "start", "2015", "2017年")
+    assert verdict == "wrong_at_publication"
+    assert json.loads(details)["quote"].startswith("2017年, 中国启动了首项hESC来源")

@@ -26,7 +26,6 @@ from registry_sync.model import CuratedRow, Finding, Severity
 from registry_sync.textextract import (
     Claim,
     Extraction,
-    Mention,
     parse_claimed_start,
     sentence_at,
 )
@@ -83,7 +82,9 @@ def _same_product(name: str, row: CuratedRow) -> bool:
     said, printed = _squash(name), _squash(row.product)
     if not said or not printed:
         return False
-    return said == printed or (min(len(said), len(printed)) >= 3 and (said in printed or printed in said))
+    return said == printed or (
+        min(len(said), len(printed)) >= 3 and (said in printed or printed in said)
+    )
 
 
 def _names_another_field(name: str, row: CuratedRow) -> bool:

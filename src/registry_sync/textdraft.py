@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from registry_sync.textextract import Claim, Extraction, Mention
+from registry_sync.textextract import Claim, Extraction, Mention, parse_claimed_start
 
 COLUMNS = (
     "row", "table", "product", "refs", "cell_type", "indication", "sponsor", "trial_id",
@@ -67,10 +67,11 @@ def draft_rows(extraction: Extraction) -> list[DraftRow]:
         counters[m.place.table] += 1
         c = m.cells
         note = _note(places[m.trial_id], m.note, "")
+        table = m.place.table
         rows.append(
-            DraftRow(m.place.table, counters[m.place.table], m.trial_id, c.product, c.refs,
-                     c.phase, c.nation, c.start, note)  # fmt: skip
-        )
+            DraftRow(table, counters[table], m.trial_id, product=c.product, refs=c.refs,
+                     phase=c.phase, nation=c.nation, start=c.start, note=note)
+        )  # fmt: skip
     in_tables = {r.trial_id for r in rows}
     claims: dict[str, list[Claim]] = defaultdict(list)
     for claim in extraction.claims:
@@ -80,16 +81,23 @@ def draft_rows(extraction: Extraction) -> list[DraftRow]:
             continue
         counters[PROSE_TABLE] += 1
         said = {f: _one(claims[trial_id], f) for f in ("product", "phase", "start")}
-        start = said["start"].replace("年", ".").replace("月", "").rstrip(".")
         why = "found in the prose only: table 99 is a placeholder, not a table of the review"
         if any(said.values()):
             why += "; filled cells are the prose's claims"
         rows.append(
-            DraftRow(PROSE_TABLE, counters[PROSE_TABLE], trial_id, said["product"], "",
-                     said["phase"], "", start if start[:4].isdigit() else "",
-                     _note(found, found[0].note, why))  # fmt: skip
-        )
+            DraftRow(PROSE_TABLE, counters[PROSE_TABLE], trial_id, product=said["product"],
+                     phase=said["phase"], start=_review_start(said["start"]),
+                     note=_note(found, found[0].note, why))
+        )  # fmt: skip
     return rows
+
+
+def _review_start(claimed: str) -> str:
+    """A claimed start in the table's notation: `2019年5月` / `May 2019` -> `2019.5`."""
+    when = parse_claimed_start(claimed) if claimed else None
+    if when is None:
+        return ""
+    return f"{when.year}.{when.month}" if when.month else str(when.year)
 
 
 def _one(claims: Sequence[Claim], field: str) -> str:
