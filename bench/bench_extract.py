@@ -69,9 +69,7 @@ def cell_figures(rows: tuple[CuratedRow, ...], drafts: list[DraftRow]) -> None:
                 continue
             filled += 1
             right += bool(same(value, get(row)))
-        print(
-            f"  {label:8} recall {ratio(right, len(rows))}; precision {ratio(right, filled)}"
-        )
+        print(f"  {label:8} recall {ratio(right, len(rows))}; precision {ratio(right, filled)}")
 
 
 def claim_agrees(claim: Claim, row: CuratedRow) -> bool:
