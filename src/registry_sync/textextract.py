@@ -23,6 +23,7 @@ several IDs, the comma clause holding only this one):
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -77,6 +78,10 @@ _PHASE = re.compile(
     r"|\b[Pp]hase\s+(?P<en>(?:[IV]+|[0-4])[ab]?(?:\s*/\s*(?:[IV]+|[0-4])[ab]?)?)\b"
 )
 _PRODUCT_BEFORE = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9\-‐/._]*[A-Za-z0-9])\s*\(\s*$")
+
+
+SENTENCE_REACH = 400  # characters either side of an ID a sentence may span (the longest the
+# review holds an ID in is 325 characters); keeps a run-on text linear
 
 
 @dataclass(frozen=True)
@@ -268,7 +273,8 @@ def _table_cells(text: str, match: re.Match[str], ids_on_line: int) -> TableCell
 
 def prose_claims(prose: str, mentions: Sequence[Mention]) -> Iterator[Claim]:
     """The start, phase and product claims of each prose mention's sentence (see the module)."""
-    in_prose = [m for m in mentions if m.offset >= 0]
+    in_prose = sorted((m for m in mentions if m.offset >= 0), key=lambda m: m.offset)
+    offsets = [m.offset for m in in_prose]
     masked = list(_CITATION.sub(lambda c: "※" * len(c.group()), prose))
     for m in in_prose:
         masked[m.offset : m.offset + m.length] = "#" * m.length
@@ -276,11 +282,11 @@ def prose_claims(prose: str, mentions: Sequence[Mention]) -> Iterator[Claim]:
     for m in in_prose:
         first, last = _span(prose, m.offset, _SENTENCE_END)
         sentence = sentence_at(prose, m.offset)
-        ids = {o.trial_id for o in in_prose if first <= o.offset < last}
+        ids = _ids_between(in_prose, offsets, first, last)
         whole = (first, last)
         if len(ids) > 1:
             first, last = _clause(prose, m.offset, first, last)
-            if len({o.trial_id for o in in_prose if first <= o.offset < last}) > 1:
+            if len(_ids_between(in_prose, offsets, first, last)) > 1:
                 first = last = m.offset  # no scope of its own: only the product claim
         scope = scan[first:last]
         year = _start_claim(scope) or (_opening_year(scope) if (first, last) == whole else "")
@@ -294,6 +300,12 @@ def prose_claims(prose: str, mentions: Sequence[Mention]) -> Iterator[Claim]:
             yield Claim(m.trial_id, "product", product, sentence, m.place)
 
 
+def _ids_between(in_prose: list[Mention], offsets: list[int], first: int, last: int) -> set[str]:
+    """The distinct IDs of the prose mentions (sorted by offset) within [first, last)."""
+    lo, hi = bisect.bisect_left(offsets, first), bisect.bisect_left(offsets, last)
+    return {m.trial_id for m in in_prose[lo:hi]}
+
+
 def sentence_at(prose: str, offset: int) -> str:
     """The sentence of the prose stream that holds `offset`."""
     first, last = _span(prose, offset, _SENTENCE_END)
@@ -303,7 +315,8 @@ def sentence_at(prose: str, offset: int) -> str:
 def _span(
     text: str, at: int, ends: re.Pattern[str], lo: int = 0, hi: int | None = None
 ) -> tuple[int, int]:
-    hi = len(text) if hi is None else hi
+    # a sentence is read within SENTENCE_REACH characters of the ID: linear in the text's size
+    lo, hi = max(lo, at - SENTENCE_REACH), min(len(text) if hi is None else hi, at + SENTENCE_REACH)
     first = lo
     for match in ends.finditer(text, lo, at):
         first = match.end()
