@@ -95,6 +95,16 @@ data_dir_option = click.option(
 )
 
 
+text_option = click.option(
+    "--text",
+    "text",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The review's text (txt, md, html or pdf): list where its prose and its table disagree "
+    "(default: the `text` its .review.toml names, if any).",
+)
+
+
 def snapshot_choice_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """`--snapshot PATH`, or the latest of `--mode` in `--store`: for commands that read one."""
     for option in (
@@ -182,6 +192,7 @@ def main(debug: bool) -> None:
     help="Fetch every ClinicalTrials.gov record, even when only those updated since the last "
     "run's data timestamp could be asked for (an incremental night).",
 )
+@text_option
 @data_dir_option
 @_friendly_errors
 def run(
@@ -193,6 +204,7 @@ def run(
     no_progress: bool,
     history: bool,
     full: bool,
+    text: Path | None,
     data_dir: Path | None,
 ) -> None:
     """Fetch, reconcile, gate and snapshot; print a summary and where the report is."""
@@ -200,7 +212,9 @@ def run(
     from registry_sync.pipeline import RunRequest, run_pipeline
 
     split_ids = tuple(i.strip() for chunk in ids for i in chunk.split(",") if i.strip())
-    request = RunRequest(registries=registries, ids=split_ids, replay_dir=replay_dir, full=full)
+    request = RunRequest(
+        registries=registries, ids=split_ids, replay_dir=replay_dir, full=full, text=text
+    )
     settings = _settings(data_dir, curated).with_base_urls(_parse_base_urls(base_urls))
     if history:
         settings = dataclasses.replace(settings, history=True)
@@ -611,29 +625,43 @@ def _latest_of(store: Path, mode: str | None) -> Path:
     show_default=True,
     help="Print at most N findings of each kind, then how many more (0: all).",
 )
+@text_option
 @_friendly_errors
-def check(curated: tuple[Path, ...], max_lines: int) -> None:
-    """Load and gate the review's table alone, and list what it shows without any registry;
+def check(curated: tuple[Path, ...], max_lines: int, text: Path | None) -> None:
+    """Load and gate the review's table alone, and list what it shows without any registry
+    (with `--text`, or the `text` its .review.toml names, where its prose and table disagree);
     with several tables, each in turn (exit non-zero when any fails its gate)."""
     from registry_sync import reviews
 
     settings = _settings(None, curated)
+    tables = reviews.check_tables(settings.tables)
+    if text is not None and len(tables) > 1:
+        raise click.UsageError(
+            "--text names one review's text; with several tables, name each review's text "
+            "in its .review.toml"
+        )
     failed = False
-    for i, path in enumerate(reviews.check_tables(settings.tables)):
+    for i, path in enumerate(tables):
         if i:
             click.echo("")
-        failed |= not _check_table(settings, path, max_lines)
+        failed |= not _check_table(settings, path, max_lines, text)
     if failed:
         sys.exit(EXIT_GATE)
 
 
-def _check_table(settings: Settings, path: Path, max_lines: int) -> bool:
+def _check_table(settings: Settings, path: Path, max_lines: int, text: Path | None) -> bool:
     """One table of `check`: its rows, its gate, its findings; False when the gate failed."""
     from registry_sync import frames, validate
     from registry_sync.curated import bounded_lines, load_curated, printable
     from registry_sync.reconcile import reconcile
+    from registry_sync.review_meta import load_review_meta
+    from registry_sync.textsource import text_conflicts
 
     table = load_curated(path)
+    if text is None:
+        meta = load_review_meta(path)
+        text = meta.text_path if meta else None
+    conflicts = text_conflicts(table.rows, text)  # read before printing: a bad file is one line
     gate = validate.validate_curated(frames.curated_frame(table.rows), settings.expectations_dir)
     by_registry: dict[str, int] = {}
     for r in table.rows:
@@ -654,11 +682,45 @@ def _check_table(settings: Settings, path: Path, max_lines: int) -> bool:
             + (f"row {rows[f.line]}" if rows.get(f.line) else f"CSV line {f.line}")
             + f", {f.trial_id}: {f.kind} ({f.severity}): {f.message}",
         )
-        for f in reconcile(table.rows, {})
+        for f in [*reconcile(table.rows, {}), *conflicts]
     )
     for line in bounded_lines(lines, max_lines):
         click.echo(line)
     return True
+
+
+@main.command()
+@click.argument("review", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the draft table here (CSV) and list the IDs found; default: the CSV to stdout.",
+)
+@_friendly_errors
+def extract(review: Path, output: Path | None) -> None:
+    """Find every registry ID in a review's text (txt, md, html, pdf) and draft its table."""
+    from registry_sync.curated import printable
+    from registry_sync.textdraft import draft_rows, render_draft_csv
+    from registry_sync.textsource import extract_file
+
+    found = extract_file(review)
+    csv_text = render_draft_csv(draft_rows(found))
+    if output is None:
+        click.echo(csv_text, nl=False)
+        return
+    output.write_text(csv_text, encoding="utf-8")
+    ids = {m.trial_id for m in found.mentions}
+    click.echo(
+        f"{review}: {len(found.mentions)} mentions of {len(ids)} IDs, {len(found.claims)} claims; "
+        f"draft written to {output}"
+    )
+    for m in found.mentions:
+        note = f" ({m.note})" if m.note else ""
+        click.echo(printable(f"{m.trial_id}: {m.place.describe()}{note}"))
+    for c in found.claims:
+        click.echo(printable(f"{c.trial_id}: {c.field} {c.value!r} ({c.place.describe()})", 200))
 
 
 @main.command("serve-replay")

@@ -335,6 +335,7 @@ REVIEW_KINDS = (
     "review_inconsistent",
     "phase_unparsed",
     "start_unparsed",
+    "text_table_conflict",  # the review's prose and its table disagree (textclaims)
 )
 
 

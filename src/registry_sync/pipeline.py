@@ -74,6 +74,7 @@ from registry_sync.registries import REGISTRIES, _ticks, ctgov
 from registry_sync.registry_table import REGISTRY_TABLE, TRIAL_REGISTRIES, registry_name
 from registry_sync.review_meta import ReviewMeta, load_review_meta
 from registry_sync.settings import DEFAULT_BASE_URLS, Settings
+from registry_sync.textsource import text_conflicts
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class RunRequest:
     ids: tuple[str, ...] = ()  # trial IDs as printed or normalized; empty = all
     replay_dir: Path | None = None  # serve recorded payloads from here on loopback
     full: bool = False  # fetch everything, even when an incremental night is possible
+    text: Path | None = None  # the review's text: its claims checked against the table
 
     @property
     def mode(self) -> str:
@@ -281,6 +283,8 @@ def _run(
     loaded = [_load_review(settings, steps, p) for p in reviews.check_tables(settings.tables)]
     rows = select_rows([r for lr in loaded for r in lr.table.rows], request)
     curated_sha256 = reviews.combined_sha256([(lr.name, lr.table.sha256) for lr in loaded])
+    # each review's prose against its table (read now: a bad file stops the run unfetched)
+    text_found = review_text_conflicts(loaded, rows, request.text)
     planned, by_registry = plan(rows)
     keys = sorted(by_registry)
     mode, key = endpoints.mode(keys), endpoints.carry_key(keys)
@@ -314,7 +318,9 @@ def _run(
     states, carried = carry_forward(states, previous)
     today = PartialDate(started.year, started.month, started.day)
     judged = [
-        review_findings(endpoints, steps, http, (lr, rows, states, held), key, today)
+        review_findings(
+            endpoints, steps, http, (lr, rows, states, held), key, today, text_found[lr.name]
+        )
         for lr in loaded
     ]
     findings = [f for found, _, _ in judged for f in found]
@@ -681,6 +687,7 @@ def review_findings(
     ],
     carry_key: str,
     today: PartialDate,
+    text_found: Sequence[Finding] = (),
 ) -> tuple[list[Finding], dict[str, Any], dict[str, Any]]:
     """One review's rows against the run's shared states: reconciled, judged, its authors'
     decisions applied (after the verdicts: every finding); each finding tagged with the review.
@@ -688,7 +695,7 @@ def review_findings(
     lr, all_rows, states, held = run
     rows = [r for r in all_rows if r.review == lr.name]
     findings = sorted(
-        [*reconcile(rows, states, today), *quarantine.findings(rows, held, states)],
+        [*reconcile(rows, states, today), *quarantine.findings(rows, held, states), *text_found],
         key=lambda f: (f.table, f.line, f.field, f.kind),
     )
     findings, verdict_meta = judge(
@@ -696,6 +703,23 @@ def review_findings(
     )
     findings = [replace(f, review=lr.name) for f in decisions.apply(findings, lr.decided.rows)]
     return findings, verdict_meta, decisions.summarise(lr.decided, findings)
+
+
+def review_text_conflicts(
+    loaded: Sequence[LoadedReview], rows: Sequence[CuratedRow], text: Path | None
+) -> dict[str, list[Finding]]:
+    """Each review's `text_table_conflict` findings: its prose (`text`, for a run of one review,
+    else the `text` its `.review.toml` names) against its rows."""
+    if text is not None and len(loaded) > 1:
+        raise ValueError(
+            "--text names one review's text; with several tables, name each review's text in "
+            'its .review.toml (text = "...")'
+        )
+    out: dict[str, list[Finding]] = {}
+    for lr in loaded:
+        path = text or (lr.meta.text_path if lr.meta else None)
+        out[lr.name] = text_conflicts([r for r in rows if r.review == lr.name], path)
+    return out
 
 
 def _reviews_meta(

@@ -9,7 +9,9 @@ journal, DOI) for the reports. Keys:
 - `published_not_before` (optional): a partial date the publication cannot precede (e.g. the
   latest event the review itself reports), narrowing `published`;
 - `basis` (optional): what the dates rest on, in words;
-- `title`, `journal`, `doi` (optional strings; empty when unknown).
+- `title`, `journal`, `doi` (optional strings; empty when unknown);
+- `text` (optional): the review's text (txt, md, html or pdf), relative to this file, read by
+  `check` and `run` for `text_table_conflict` findings when `--text` is not given.
 
 Read with the standard library's `tomllib`; a problem is a `CuratedTableError` naming the file
 and the key. A table without the file has no metadata: every verdict is then `unknown`.
@@ -28,8 +30,10 @@ from registry_sync.errors import CuratedTableError
 from registry_sync.model import PartialDate
 
 SUFFIX = ".review.toml"
-KNOWN_KEYS = frozenset({"published", "published_not_before", "basis", "title", "journal", "doi"})
-TEXT_KEYS = ("basis", "title", "journal", "doi")
+KNOWN_KEYS = frozenset(
+    {"published", "published_not_before", "basis", "title", "journal", "doi", "text"}
+)
+TEXT_KEYS = ("basis", "title", "journal", "doi", "text")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,12 @@ class ReviewMeta:
     title: str = ""
     journal: str = ""
     doi: str = ""
+    text: str = ""  # the review's text file, relative to this file ("" = none named)
+
+    @property
+    def text_path(self) -> Path | None:
+        """The review's text file the metadata names, resolved beside it; None if none."""
+        return self.path.parent / self.text if self.text else None
 
     @property
     def window(self) -> tuple[date, date]:
