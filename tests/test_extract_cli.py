@@ -130,3 +130,30 @@ def test_run_text_adds_the_conflict_to_the_snapshot(runner: CliRunner, tmp_path:
     assert (trial_id, field, printed, said) == ("NCT03119636", "start", "2015", "2017年")
     assert verdict == "wrong_at_publication"
     assert json.loads(details)["quote"].startswith("2017年, 中国启动了首项hESC来源")
+
+
+def test_several_reviews_each_read_their_own_text(runner: CliRunner, tmp_path: Path) -> None:
+    """Two tables in one run: each review's prose comes from its own .review.toml and its
+    conflicts are its own; `--text` names one review's text, so with two it is refused."""
+    meta = BUNDLED_CURATED.with_name("review_2025_hpsc.review.toml").read_text(encoding="utf-8")
+    lines = BUNDLED_CURATED.read_text(encoding="utf-8").splitlines(keepends=True)
+    shutil.copy(PROSE, tmp_path / "prose.txt")
+    tables = []
+    for name, text in (("review_a", 'text = "prose.txt"\n'), ("review_b", "")):
+        table = tmp_path / f"{name}.csv"
+        table.write_text("".join(lines), encoding="utf-8")
+        (tmp_path / f"{name}.review.toml").write_text(meta + text, encoding="utf-8")
+        tables += ["--curated", str(table)]
+    refused = runner.invoke(main, ["check", *tables, "--text", str(PROSE)])
+    assert refused.exit_code == 2 and "--text names one review's text" in refused.output
+    args = ["run", "--replay", str(BUNDLED_REPLAY), *tables, "--ids", "NCT03119636"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (snap,) = (tmp_path / "data" / "snapshots").glob("2*.sqlite")
+    with sqlite3.connect(snap) as db:
+        found = db.execute(
+            "select review, trial_id from findings where kind = 'text_table_conflict'"
+        ).fetchall()
+    assert found == [("review_a", "NCT03119636")]
+    with_text = runner.invoke(main, [*args[:3], *tables[:2], "--text", str(PROSE)])
+    assert with_text.exit_code == 0, with_text.output
