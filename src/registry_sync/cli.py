@@ -139,6 +139,11 @@ def main(debug: bool) -> None:
     """Reconcile a review's table of clinical trials with the trial registries."""
 
 
+def _count(n: int, word: str) -> str:
+    """`1 row`, `2 rows`."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 @main.command()
 @click.option(
     "--registry",
@@ -259,8 +264,9 @@ def _run_summary(result: RunResult) -> None:
     )
     for r in result.reviews:  # several reviews: one line each
         click.echo(
-            f"review {console(r['name'])}: {r['rows']} rows, {r['findings']} findings, "
-            f"{r.get('rows_out_of_date', 0)} rows out of date"
+            f"review {console(r['name'])}: {_count(r['rows'], 'row')}, "
+            f"{_count(r['findings'], 'finding')}, "
+            f"{_count(r.get('rows_out_of_date', 0), 'row')} out of date"
             + (f"; report {r['report']}" if r.get("report") else "")
         )
     for line in result.notices:  # a registry's changed pages, quarantined records: one line each
