@@ -491,20 +491,14 @@ def fetch_unchanged(
     outcomes, how = ask_changed(asked, http, base_url, advanced) if asked else ([], "none")
     query = tuple(ex.request_id for ex in http.exchanges[sent:])
     fetched = Fetched(timestamps={key: stamp})
-    changed = same = 0
-    for o in outcomes:
-        state = collect.parse_outcome(collect.redact_outcome(o, _redactor(key)), REGISTRIES)
-        fetched.states[o.trial_id] = replace(state, origin=endpoints.origin(key, o.trial_id))
-        for ex in o.evidence:
-            fetched.exchanges.setdefault(ex.request_id, ex)
-        if state.outcome is Outcome.OK and o.payload is not None and state.record is not None:
-            fetched.payloads.append(o.payload)
-            old = hashes[o.trial_id]
-            changed, same = (
-                (changed, same + 1)
-                if incremental.record_hash(state.record) == old
-                else (changed + 1, same)
-            )
+    redacted = [collect.redact_outcome(o, _redactor(key)) for o in outcomes]
+    states, fetched.payloads, fetched.exchanges = _parsed(key, redacted, endpoints)
+    fetched.states.update((s.trial_id, s) for s in states)
+    fresh = [s for s in states if s.outcome is Outcome.OK and s.record is not None]
+    same = sum(
+        1 for s in fresh if s.record and incremental.record_hash(s.record) == hashes[s.trial_id]
+    )
+    changed = len(fresh) - same
     confirmed = stamp or datetime.now(UTC).isoformat(timespec="seconds")
     for tid, old_rec in _stored_in_chunks(previous, [t for t in asked if t not in fetched.states]):
         payload = old_rec.payload
@@ -575,9 +569,9 @@ def ask_changed(
     batches = len(ctgov.batches(asked, base_url, advanced=advanced))
     if batches > 2:
         try:
-            pages, _ = ctgov.changed_pages(http, base_url, advanced)
+            pages = ctgov.changed_pages(http, base_url, advanced)
             if pages is not None and pages + 1 < batches:
-                changed, _ = ctgov.changed_since(http, base_url, advanced)
+                changed = ctgov.changed_since(http, base_url, advanced)
                 mine = [t for t in asked if t in changed]
                 return (ctgov.fetch(mine, http, base_url) if mine else []), "registry-wide"
         except FetchError:
@@ -927,21 +921,30 @@ def _worker(
             )
         if progress is not None and reported < len(job.ids):
             progress.add(job.name, len(job.ids) - reported)
-        states: list[TrialState] = []
-        payloads: list[RawPayload] = []
-        exchanges: dict[str, Exchange] = {}
-        for o in got.outcomes:
-            state = collect.parse_outcome(o, REGISTRIES)
-            states.append(replace(state, origin=endpoints.origin(job.key, o.trial_id)))
-            for ex in o.evidence:
-                exchanges.setdefault(ex.request_id, ex)
-            if state.outcome is Outcome.OK and o.payload is not None:
-                payloads.append(o.payload)
+        states, payloads, exchanges = _parsed(job.key, got.outcomes, endpoints)
         slim_payloads, slim_exchanges = sink.stash(payloads, list(exchanges.values()))
         got.outcomes = []  # parsed: the bodies they held are in the store now
         return _Share(got, states, slim_payloads, slim_exchanges)
 
     return run
+
+
+def _parsed(
+    key: str, outcomes: Sequence[FetchOutcome], endpoints: Endpoints
+) -> tuple[list[TrialState], list[RawPayload], dict[str, Exchange]]:
+    """Each (redacted) outcome of registry or source `key` parsed, its origin marked; the
+    payloads of those `ok`; and every exchange behind them, once."""
+    states: list[TrialState] = []
+    payloads: list[RawPayload] = []
+    exchanges: dict[str, Exchange] = {}
+    for o in outcomes:
+        state = collect.parse_outcome(o, REGISTRIES)
+        states.append(replace(state, origin=endpoints.origin(key, o.trial_id)))
+        for ex in o.evidence:
+            exchanges.setdefault(ex.request_id, ex)
+        if state.outcome is Outcome.OK and o.payload is not None:
+            payloads.append(o.payload)
+    return states, payloads, exchanges
 
 
 def fetch_all(

@@ -138,14 +138,17 @@ def redact_json(body: bytes, containers: Sequence[str], fields: Sequence[str]) -
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return _EMAIL_BYTES.sub(REDACTED.encode(), body)
-    cleaned = _walk(doc, frozenset(containers), frozenset(fields), inside=False)
-    return json.dumps(cleaned, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return redact_doc(doc, containers, fields)
 
 
 def redact_doc(doc: Any, containers: Sequence[str], fields: Sequence[str]) -> bytes:
     """`redact_json` of a document already parsed: the same canonical bytes."""
-    cleaned = redact_walk(doc, containers, fields)
-    return json.dumps(cleaned, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return canonical_json(redact_walk(doc, containers, fields))
+
+
+def canonical_json(doc: Any) -> bytes:
+    """Sorted keys, compact, UTF-8: the bytes every redacted JSON body is written as."""
+    return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def redact_walk(doc: Any, containers: Sequence[str], fields: Sequence[str]) -> Any:

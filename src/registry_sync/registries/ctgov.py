@@ -57,7 +57,12 @@ from registry_sync.model import (
     Unmapped,
 )
 from registry_sync.registries import _ticks, pages
-from registry_sync.registries._redact import redact_doc, redact_json, redact_walk
+from registry_sync.registries._redact import (
+    canonical_json,
+    redact_doc,
+    redact_json,
+    redact_walk,
+)
 from registry_sync.registries.base import Registry
 from registry_sync.registry_table import REGISTRY_TABLE
 
@@ -135,8 +140,8 @@ def fetch(
     outcomes = [_malformed(t) for t in wanted if not ids.ID_PATTERNS[KEY].fullmatch(t)]
     valid = [t for t in wanted if ids.ID_PATTERNS[KEY].fullmatch(t)]
     _ticks.answered(len(outcomes))  # malformed: answered without a request
+    per_page = max(1, min(page_size or size, MAX_BATCH_SIZE))
     for batch_ids in batches(valid, base_url, size):
-        per_page = max(1, min(page_size or size, MAX_BATCH_SIZE))
         batch = fetch_fitting(batch_ids, http, base_url, per_page)
         outcomes.extend(batch)
         _ticks.answered(len(batch))
@@ -178,7 +183,11 @@ def request_url(
     base_url: str, batch: Sequence[str], page_size: int, advanced: str | None = None
 ) -> str:
     """The URL of a batch's first page, exactly as `Http` sends it."""
-    return f"{base_url.rstrip('/')}/studies?{urlencode(_params(batch, page_size, advanced))}"
+    return f"{studies_url(base_url)}?{urlencode(_params(batch, page_size, advanced))}"
+
+
+def studies_url(base_url: str) -> str:
+    return f"{base_url.rstrip('/')}/studies"
 
 
 def _params(batch: Sequence[str], page_size: int, advanced: str | None) -> dict[str, str]:
@@ -238,12 +247,12 @@ def _too_long(outcomes: Sequence[FetchOutcome]) -> bool:
 ID_FIELD = "protocolSection.identificationModule.nctId"
 
 
-def changed_since(http: Http, base_url: str, advanced: str) -> tuple[set[str], list[Exchange]]:
+def changed_since(http: Http, base_url: str, advanced: str) -> set[str]:
     """Every study ClinicalTrials.gov says changed under `filter.advanced`, registry-wide: the
-    NCT IDs only (`fields` the ID alone, 1,000 a page) and the pages asked. Cheaper than
-    asking our own IDs with the filter when they need more batches than the changed studies
-    fill pages (`changed_pages` tells). Raises FetchError when a page cannot be read."""
-    url = f"{base_url.rstrip('/')}/studies"
+    NCT IDs only (`fields` the ID alone, 1,000 a page; the pages are in `Http`'s record).
+    Cheaper than asking our own IDs with the filter when they need more batches than the
+    changed studies fill pages (`changed_pages` tells). Raises FetchError when a page cannot
+    be read."""
     params = {
         "filter.advanced": advanced,
         "fields": ID_FIELD,
@@ -251,14 +260,12 @@ def changed_since(http: Http, base_url: str, advanced: str) -> tuple[set[str], l
         "format": "json",
     }
     found: set[str] = set()
-    pages: list[Exchange] = []
-    for page, studies in _pages(http, url, params):
-        pages.append(page)
+    for _, studies in _pages(http, studies_url(base_url), params):
         found.update(i for s in studies if (i := _nct_id(s)))
-    return found, pages
+    return found
 
 
-def changed_pages(http: Http, base_url: str, advanced: str) -> tuple[int | None, Exchange | None]:
+def changed_pages(http: Http, base_url: str, advanced: str) -> int | None:
     """How many pages of 1,000 `changed_since` would take (one small request: the
     `totalCount` of the filter), or None when the answer gives no count."""
     params = {
@@ -268,12 +275,12 @@ def changed_pages(http: Http, base_url: str, advanced: str) -> tuple[int | None,
         "countTotal": "true",
         "format": "json",
     }
-    resp = http.get(f"{base_url.rstrip('/')}/studies", params=params, registry=KEY)
+    resp = http.get(studies_url(base_url), params=params, registry=KEY)
     try:
         total = json.loads(resp.body).get("totalCount")
     except (ValueError, AttributeError):
-        return None, resp
-    return (-(-total // MAX_BATCH_SIZE) if isinstance(total, int) else None), resp
+        return None
+    return -(-total // MAX_BATCH_SIZE) if isinstance(total, int) else None
 
 
 def fetch_changed(
@@ -304,7 +311,7 @@ def fetch_batch(
     Evidence: an ID found names the page it was on; an ID absent names every page; an ID the
     batch could not answer names the failing exchange (none when nothing was sent).
     """
-    url = f"{base_url.rstrip('/')}/studies"
+    url = studies_url(base_url)
     params = _params(batch, page_size, advanced)
     found: dict[str, FetchOutcome] = {}
     pages: list[Exchange] = []
@@ -356,7 +363,7 @@ def _pages(
         # personal data out of the page once, here: its studies are cut from the redacted page
         # (one pass over a page of up to 1,000 studies, not one for it and one per study)
         cleaned = redact_walk(doc, *_PERSONAL)
-        kept = replace(resp, body=_canonical(cleaned), served_sha256=resp.sha256)
+        kept = replace(resp, body=canonical_json(cleaned), served_sha256=resp.sha256)
         studies, token = _studies(cleaned)
         yield kept, studies
         if token is None:
@@ -419,7 +426,7 @@ def match_studies(
     found: dict[str, FetchOutcome] = {}
     for study in studies:
         ident = _obj(_obj(study, "protocolSection"), "identificationModule")
-        nct_id = _nct_id(study)
+        nct_id = _str(ident, "nctId")
         if nct_id in wanted:
             payload = _payload(nct_id, study, resp, container, redacted)
             found[nct_id] = FetchOutcome(
@@ -444,16 +451,12 @@ def _nct_id(study: dict[str, Any]) -> str | None:
     return _str(_obj(_obj(study, "protocolSection"), "identificationModule"), "nctId")
 
 
-def _canonical(doc: Any) -> bytes:
-    return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def _payload(
     nct_id: str, study: dict[str, Any], resp: Exchange, container: str, redacted: bool
 ) -> RawPayload:
     """The study as canonical JSON, personal data already out (the bytes `redact` would give,
     in one pass); `request_id` names the page it was cut from."""
-    body = _canonical(study) if redacted else redact_doc(study, *_PERSONAL)
+    body = canonical_json(study) if redacted else redact_doc(study, *_PERSONAL)
     return RawPayload(
         KEY,
         nct_id,
