@@ -68,47 +68,6 @@ def load_rows(path: Path, *, light: bool = False) -> SnapshotRows:
     """A snapshot's rows as `diff_snapshots` compares them. `light`: each finding as its key
     and decision only (the older side of a 100,000-trial night: 375,000 whole rows were most
     of the report's memory); the resolved ones are read whole when the diff needs them."""
-    if light:
-        return _light_rows(path)
-    return _load_rows(path)
-
-
-def _light_rows(path: Path) -> SnapshotRows:
-    whole = _load_rows(path, findings=False)
-    conn = snapshot.open_snapshot(path)
-    try:
-        sql = "select key, accepted_on from findings"
-        # all `diff_snapshots` asks of an older finding is whether it was accepted
-        findings = {
-            r["key"]: _OPEN if r["accepted_on"] is None else {"accepted_on": r["accepted_on"]}
-            for r in conn.execute(sql)
-        }
-    finally:
-        conn.close()
-    return SnapshotRows(whole.run_id, whole.records, whole.outcomes, findings, path)
-
-
-_OPEN: Mapping[str, Any] = {"accepted_on": None}  # shared by every older finding not accepted
-
-
-def _whole_findings(rows: SnapshotRows, keys: list[str]) -> list[Mapping[str, Any]]:
-    if rows.path is None:
-        return [rows.findings[k] for k in keys]
-    conn = snapshot.open_snapshot(rows.path)
-    try:
-        present = _columns(conn, "findings")
-        wanted = ", ".join(f'"{c}"' for c in _FINDING_COLUMNS if c in present)
-        sql = f"select {wanted} from findings where key in (select value from json_each(?))"
-        found: dict[str, Mapping[str, Any]] = {}
-        for start in range(0, len(keys), 500):
-            chunk = json.dumps(keys[start : start + 500])
-            found.update((r["key"], _finding(r)) for r in conn.execute(sql, [chunk]))
-    finally:
-        conn.close()
-    return [found[k] for k in keys if k in found]
-
-
-def _load_rows(path: Path, *, findings: bool = True) -> SnapshotRows:
     conn = snapshot.open_snapshot(path)
     try:
         run_id = json.loads(
@@ -126,13 +85,40 @@ def _load_rows(path: Path, *, findings: bool = True) -> SnapshotRows:
             r["trial_id"]: r["outcome"]
             for r in conn.execute("select trial_id, outcome from outcomes")
         }
-        present = _columns(conn, "findings")
-        wanted = ", ".join(f'"{c}"' for c in _FINDING_COLUMNS if c in present)
-        sql = f"select {wanted} from findings"
-        rows = {r["key"]: _finding(r) for r in conn.execute(sql)} if findings else {}
+        if light:  # all `diff_snapshots` asks of an older finding is whether it was accepted
+            findings = {
+                r["key"]: _OPEN if r["accepted_on"] is None else {"accepted_on": r["accepted_on"]}
+                for r in conn.execute("select key, accepted_on from findings")
+            }
+        else:
+            findings = {r["key"]: _finding(r) for r in conn.execute(_select_findings(conn))}
     finally:
         conn.close()
-    return SnapshotRows(str(run_id), records, outcomes, rows)
+    return SnapshotRows(str(run_id), records, outcomes, findings, path if light else None)
+
+
+_OPEN: Mapping[str, Any] = {"accepted_on": None}  # shared by every older finding not accepted
+
+
+def _whole_findings(rows: SnapshotRows, keys: list[str]) -> list[Mapping[str, Any]]:
+    if rows.path is None:
+        return [rows.findings[k] for k in keys]
+    conn = snapshot.open_snapshot(rows.path)
+    try:
+        sql = f"{_select_findings(conn)} where key in (select value from json_each(?))"
+        found: dict[str, Mapping[str, Any]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = json.dumps(keys[start : start + 500])
+            found.update((r["key"], _finding(r)) for r in conn.execute(sql, [chunk]))
+    finally:
+        conn.close()
+    return [found[k] for k in keys if k in found]
+
+
+def _select_findings(conn: Any) -> str:
+    """`select` of the finding columns this snapshot has of those `diff` uses."""
+    present = {r["name"] for r in conn.execute("pragma table_info(findings)")}
+    return f"select {', '.join(f'[{c}]' for c in _FINDING_COLUMNS if c in present)} from findings"
 
 
 # the columns of a finding `diff` reads or prints (`details` only to tell a reopened one)
@@ -154,10 +140,6 @@ _FINDING_COLUMNS = (
     "accepted_on",
     "details",
 )
-
-
-def _columns(conn: Any, table: str) -> set[str]:
-    return {r["name"] for r in conn.execute(f"pragma table_info({table})")}
 
 
 def _finding(row: Any) -> dict[str, Any]:

@@ -186,13 +186,15 @@ def _build(
         with db.conn:
             for name, rows in _rows(data, accepted, payload_rows, meta_extra):
                 # plain executemany over the declared columns: sqlite-utils' insert_all works
-                # out each row's columns and types again (20 s of a 100,000-trial snapshot)
+                # out each row's columns and types again (20 s of a 100,000-trial snapshot).
+                # Every cell is a scalar already (lists are JSON text, see snapshot_schema);
+                # anything else is an error from sqlite3, never silently stored
                 cols = columns[name]
                 sql = (
                     f"insert into [{name}] ({', '.join(f'[{c}]' for c in cols)}) "
                     f"values ({', '.join('?' * len(cols))})"
                 )
-                db.conn.executemany(sql, (tuple(_cell(r.get(c)) for c in cols) for r in rows))
+                db.conn.executemany(sql, (tuple(r.get(c) for c in cols) for r in rows))
         for name, sql in schema.VIEWS.items():
             db.create_view(name, sql)
     finally:
@@ -249,13 +251,6 @@ def _rows(
     )
     yield "curated", (schema.curated_row(r) for r in data.curated)
     yield "findings", (schema.finding_row(i, f) for i, f in enumerate(data.findings, 1))
-
-
-def _cell(value: Any) -> Any:
-    """A value as sqlite-utils stored it: lists and objects as JSON text."""
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=str)
-    return value
 
 
 def _unique_payload_rows(data: SnapshotData) -> list[dict[str, Any]]:
